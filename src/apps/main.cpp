@@ -1,0 +1,22 @@
+#include <cstdio>
+
+#include "commands.hpp"
+#include "tessera/core/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tessera: train and fine-tune LLMs on clusters (mpirun / Slurm)", "tessera"};
+  app.require_subcommand(1);
+  tessera::apps::add_config_command(app);
+  tessera::apps::add_plan_command(app);
+  tessera::apps::add_grid_command(app);
+  tessera::apps::add_version_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const tessera::Error& e) {
+    std::fprintf(stderr, "tessera: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
