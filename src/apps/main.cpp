@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 prints help or the usage error; its many codes collapse to the documented 0 (help) and 2.
+    return app.exit(e) == 0 ? 0 : 2;
   } catch (const tessera::Error& e) {
     std::fprintf(stderr, "tessera: error: %s\n", e.what());
     return 1;

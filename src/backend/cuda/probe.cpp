@@ -1,19 +1,8 @@
-#include <vector>
-
 #include "cuda_check.hpp"
+#include "fill.cuh"
 #include "tessera/backend/cuda_probe.hpp"
 
 namespace tessera::cuda {
-namespace {
-
-__global__ void fill_kernel(float* out, long long n, float value) {
-  // Grid-stride loop: one launch shape serves any n.
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x)
-    out[i] = value;
-}
-
-}  // namespace
 
 ProbeReport probe() {
   ProbeReport report;
@@ -50,10 +39,7 @@ void fill_roundtrip(float* host, long long n, float value) {
   float* device = nullptr;
   TESSERA_CUDA_CHECK(cudaSetDevice(0));
   TESSERA_CUDA_CHECK(cudaMalloc(&device, static_cast<size_t>(n) * sizeof(float)));
-  const int threads = 256;
-  const int blocks = static_cast<int>(std::min<long long>((n + threads - 1) / threads, 4096));
-  fill_kernel<<<blocks, threads>>>(device, n, value);
-  const cudaError_t launch = cudaGetLastError();
+  const cudaError_t launch = launch_fill(device, n, value, nullptr);
   const cudaError_t copy =
       launch == cudaSuccess ? cudaMemcpy(host, device, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost)
                             : launch;
