@@ -11,6 +11,7 @@ packages=(
   libopenblas-dev
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev
+  libpcre2-dev libutf8proc-dev
 )
 
 missing=()

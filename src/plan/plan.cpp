@@ -203,7 +203,16 @@ std::string format_plan(const Plan& plan) {
   out += fmt::format("\nworld {} = tp {} × cp {} × pp {} × dp {}", t.world_size(), t.tp(), t.cp(), t.pp(), t.dp());
   if (c.model.is_moe())
     out += fmt::format("; expert layers: etp {} × ep {} × edp {} × pp {}", t.etp(), t.ep(), t.edp(), t.pp());
-  out += fmt::format("\norder {}; {} node(s) of {} GPUs\n", t.order(), nodes, plan.options.gpus_per_node);
+  out += fmt::format("\norder {}; {} node(s) of {} GPUs:", t.order(), nodes, plan.options.gpus_per_node);
+  for (int n = 0; n < nodes; ++n) {
+    if (n == 4 && nodes > 5) {
+      out += fmt::format(" …");
+      n = nodes - 1;
+    }
+    const int first = n * plan.options.gpus_per_node;
+    out += fmt::format(" node{} ranks {}-{}", n, first, std::min(first + plan.options.gpus_per_node, t.world_size()) - 1);
+  }
+  out += "\n";
 
   out += "\ngroups (ranks; first groups shown):\n";
   for (const auto kind : dist::all_groups()) {
