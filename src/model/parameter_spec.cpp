@@ -16,9 +16,12 @@ namespace {
 // Appends the tensors of one SwiGLU MLP (dense or one expert) under `prefix`.
 void add_swiglu(std::vector<ParameterSpec>& out, const std::string& prefix, int64_t hidden, int64_t ffn, int layer,
                 int expert) {
-  out.push_back({prefix + ".gate_proj.weight", {ffn, hidden}, Split::column, Placement::layer, layer, expert, true});
-  out.push_back({prefix + ".up_proj.weight", {ffn, hidden}, Split::column, Placement::layer, layer, expert, true});
-  out.push_back({prefix + ".down_proj.weight", {hidden, ffn}, Split::row, Placement::layer, layer, expert, true});
+  out.push_back({prefix + ".gate_proj.weight", {ffn, hidden}, Split::column, Placement::layer, layer, expert, true,
+                 Role::gate_proj});
+  out.push_back({prefix + ".up_proj.weight", {ffn, hidden}, Split::column, Placement::layer, layer, expert, true,
+                 Role::up_proj});
+  out.push_back({prefix + ".down_proj.weight", {hidden, ffn}, Split::row, Placement::layer, layer, expert, true,
+                 Role::down_proj});
 }
 
 }  // namespace
@@ -27,38 +30,39 @@ std::vector<ParameterSpec> parameter_specs(const ModelConfig& m) {
   const int64_t h = m.hidden_size, hd = m.resolved_head_dim();
   const int64_t q_width = m.num_attention_heads * hd, kv_width = m.num_kv_heads * hd;
   std::vector<ParameterSpec> out;
-  out.push_back({"model.embed_tokens.weight", {m.vocab_size, h}, Split::vocab, Placement::embedding, -1, -1, true});
+  out.push_back({"model.embed_tokens.weight", {m.vocab_size, h}, Split::vocab, Placement::embedding, -1, -1, true,
+                 Role::embedding});
   for (int i = 0; i < m.num_layers; ++i) {
     const std::string layer = fmt::format("model.layers.{}", i);
     const std::string attn = layer + ".self_attn";
-    auto add = [&](std::string name, std::vector<int64_t> shape, Split split, bool decay) {
-      out.push_back({std::move(name), std::move(shape), split, Placement::layer, i, -1, decay});
+    auto add = [&](std::string name, std::vector<int64_t> shape, Split split, bool decay, Role role) {
+      out.push_back({std::move(name), std::move(shape), split, Placement::layer, i, -1, decay, role});
     };
-    add(layer + ".input_layernorm.weight", {h}, Split::replicated, false);
-    add(attn + ".q_proj.weight", {q_width, h}, Split::column, true);
-    if (m.qkv_bias) add(attn + ".q_proj.bias", {q_width}, Split::column, false);
-    add(attn + ".k_proj.weight", {kv_width, h}, Split::kv_column, true);
-    if (m.qkv_bias) add(attn + ".k_proj.bias", {kv_width}, Split::kv_column, false);
-    add(attn + ".v_proj.weight", {kv_width, h}, Split::kv_column, true);
-    if (m.qkv_bias) add(attn + ".v_proj.bias", {kv_width}, Split::kv_column, false);
-    add(attn + ".o_proj.weight", {h, q_width}, Split::row, true);
+    add(layer + ".input_layernorm.weight", {h}, Split::replicated, false, Role::input_norm);
+    add(attn + ".q_proj.weight", {q_width, h}, Split::column, true, Role::q_proj);
+    if (m.qkv_bias) add(attn + ".q_proj.bias", {q_width}, Split::column, false, Role::q_bias);
+    add(attn + ".k_proj.weight", {kv_width, h}, Split::kv_column, true, Role::k_proj);
+    if (m.qkv_bias) add(attn + ".k_proj.bias", {kv_width}, Split::kv_column, false, Role::k_bias);
+    add(attn + ".v_proj.weight", {kv_width, h}, Split::kv_column, true, Role::v_proj);
+    if (m.qkv_bias) add(attn + ".v_proj.bias", {kv_width}, Split::kv_column, false, Role::v_bias);
+    add(attn + ".o_proj.weight", {h, q_width}, Split::row, true, Role::o_proj);
     if (m.qk_norm) {
-      add(attn + ".q_norm.weight", {hd}, Split::replicated, false);
-      add(attn + ".k_norm.weight", {hd}, Split::replicated, false);
+      add(attn + ".q_norm.weight", {hd}, Split::replicated, false, Role::q_norm);
+      add(attn + ".k_norm.weight", {hd}, Split::replicated, false, Role::k_norm);
     }
-    add(layer + ".post_attention_layernorm.weight", {h}, Split::replicated, false);
+    add(layer + ".post_attention_layernorm.weight", {h}, Split::replicated, false, Role::post_attention_norm);
     if (m.is_moe()) {
       // The router is small and every rank needs all logits to pick the top-k, so it stays whole.
-      add(layer + ".mlp.gate.weight", {m.num_experts, h}, Split::replicated, true);
+      add(layer + ".mlp.gate.weight", {m.num_experts, h}, Split::replicated, true, Role::router);
       for (int e = 0; e < m.num_experts; ++e)
         add_swiglu(out, fmt::format("{}.mlp.experts.{}", layer, e), h, m.moe_ffn_hidden_size, i, e);
     } else {
       add_swiglu(out, layer + ".mlp", h, m.ffn_hidden_size, i, -1);
     }
   }
-  out.push_back({"model.norm.weight", {h}, Split::replicated, Placement::final_norm, -1, -1, false});
+  out.push_back({"model.norm.weight", {h}, Split::replicated, Placement::final_norm, -1, -1, false, Role::final_norm});
   if (!m.tie_embeddings)
-    out.push_back({"lm_head.weight", {m.vocab_size, h}, Split::vocab, Placement::head, -1, -1, true});
+    out.push_back({"lm_head.weight", {m.vocab_size, h}, Split::vocab, Placement::head, -1, -1, true, Role::lm_head});
   return out;
 }
 

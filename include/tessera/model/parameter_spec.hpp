@@ -23,6 +23,12 @@ enum class Split {
 
 enum class Placement { embedding, layer, final_norm, head };
 
+// What a tensor is for, so layers bind their weights by role instead of by name strings or list positions.
+enum class Role {
+  embedding, input_norm, q_proj, q_bias, k_proj, k_bias, v_proj, v_bias, o_proj, q_norm, k_norm,
+  post_attention_norm, gate_proj, up_proj, down_proj, router, final_norm, lm_head
+};
+
 struct ParameterSpec {
   std::string hf_name;
   std::vector<int64_t> shape;
@@ -31,6 +37,7 @@ struct ParameterSpec {
   int layer = -1;   // decoder layer index, -1 outside layers
   int expert = -1;  // routed expert index, -1 for non-expert tensors
   bool weight_decay = true;  // false for norms and biases (decoupled AdamW skips them)
+  Role role = Role::embedding;
 
   int64_t numel() const;
   bool is_expert() const { return expert >= 0; }

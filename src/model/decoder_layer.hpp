@@ -1,0 +1,73 @@
+#pragma once
+// Internal to the decoder: one layer's weights, gradients and saved activations, and the forward/backward
+// of its two halves (attention, then the dense or MoE MLP). All buffers are sized once for the largest
+// microbatch, so the step loop allocates nothing.
+
+#include <cstdint>
+#include <vector>
+
+#include "tessera/core/config.hpp"
+#include "tessera/model/batch.hpp"
+#include "tessera/model/parameter_store.hpp"
+
+namespace tessera::model::detail {
+
+struct Dims {
+  int64_t H = 0, Hq = 0, Hkv = 0, D = 0, F = 0;  // hidden, heads, kv heads, head dim, dense ffn
+  int64_t E = 0, K = 0, Fm = 0;                  // experts, top-k, expert ffn
+  float eps = 1e-6f;
+  bool qk_norm = false, qkv_bias = false, moe = false, norm_topk = true;
+  double rope_theta = 1e6;
+
+  static Dims of(const ModelConfig& m);
+};
+
+// Pointers into the ParameterStore for one layer; the same struct holds values (const use) or grads.
+struct LayerTensors {
+  float *input_norm = nullptr, *q = nullptr, *q_bias = nullptr, *k = nullptr, *k_bias = nullptr, *v = nullptr,
+        *v_bias = nullptr, *o = nullptr, *q_norm = nullptr, *k_norm = nullptr, *post_norm = nullptr;
+  float *gate = nullptr, *up = nullptr, *down = nullptr, *router = nullptr;
+  std::vector<float*> expert_gate, expert_up, expert_down;
+
+  // Binds by role; `grads` picks the gradient buffer instead of the values.
+  static LayerTensors bind(ParameterStore& store, const Dims& d, int layer, bool grads);
+};
+
+// What one layer's forward keeps for its backward.
+struct LayerActivations {
+  std::vector<float> ln1, rstd1, q, k, v, q_rstd, k_rstd, q_rot, k_rot, probs, attn, x_mid, ln2, rstd2;
+  std::vector<float> gate, up, h;                       // dense MLP
+  std::vector<float> router_probs, topk_weight;         // MoE: [N,E], [N,K]
+  std::vector<int32_t> topk_expert, slot_assignment;    // [N,K] expert and assignment row of each slot
+  std::vector<int32_t> expert_offsets, assign_token;    // [E+1], [N·K] rows grouped by expert, tokens in order
+  std::vector<float> xe, ge, ue, he, ye;                // MoE per-assignment rows
+
+  void allocate(const Dims& d, int64_t max_tokens, int64_t max_probs, bool keep_probs);
+};
+
+// Gradient scratch shared by all layers (one layer's backward at a time).
+struct LayerScratch {
+  std::vector<float> d_ln, d_q, d_k, d_v, d_attn, d_gate, d_up, d_h, d_router, d_topk;
+  std::vector<float> d_xe, d_ge, d_ue, d_he, d_ye, rope_cos, rope_sin, probs;
+  void allocate(const Dims& d, int64_t max_tokens, int64_t max_probs);
+};
+
+// x_mid = x_in + Attention(RMSNorm(x_in)). `probs` stores the softmax when the activations keep it.
+void attention_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, const float* x_in,
+                       const Batch& batch, const float* rope_cos, const float* rope_sin);
+// d_x (in: gradient w.r.t. x_mid; out: w.r.t. x_in). Recomputes the softmax into scratch when not kept.
+void attention_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,
+                        LayerScratch& s, float* d_x, const float* x_in, const Batch& batch);
+
+// x_out = x_mid + MLP(RMSNorm(x_mid)) for the dense SwiGLU or the MoE block.
+void mlp_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, float* x_out, int64_t N);
+// aux_grad[E] (MoE only): d(aux_scale · aux)/d(router probability of expert e), the same for every token.
+void mlp_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,
+                  LayerScratch& s, float* d_x, int64_t N, const std::vector<double>& aux_grad);
+
+// The MoE branch on a.ln2: writes the block output to out[N,H]; the backward adds d(ln2) into s.d_ln.
+void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, float* out, int64_t N);
+void moe_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,
+                  LayerScratch& s, const float* d_out, int64_t N, const std::vector<double>& aux_grad);
+
+}  // namespace tessera::model::detail

@@ -1,0 +1,59 @@
+#include "tessera/model/parameter_store.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "tessera/core/error.hpp"
+
+namespace tessera::model {
+
+ParameterStore::ParameterStore(std::vector<ParameterSpec> specs, bool with_grads) : specs_(std::move(specs)) {
+  offsets_.reserve(specs_.size() + 1);
+  offsets_.push_back(0);
+  for (const auto& s : specs_) offsets_.push_back(offsets_.back() + static_cast<size_t>(s.numel()));
+  values_.assign(offsets_.back(), 0.0f);
+  if (with_grads) grads_.assign(offsets_.back(), 0.0f);
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    TESSERA_CHECK(by_name_.emplace(specs_[i].hf_name, i).second, "parameter {} is listed twice", specs_[i].hf_name);
+    by_role_.emplace(role_key(specs_[i].role, specs_[i].layer, specs_[i].expert), i);
+  }
+}
+
+uint64_t ParameterStore::role_key(Role role, int layer, int expert) {
+  return (static_cast<uint64_t>(role) << 48) | (static_cast<uint64_t>(layer + 1) << 24) |
+         static_cast<uint64_t>(expert + 1);
+}
+
+std::optional<size_t> ParameterStore::find(std::string_view hf_name) const {
+  const auto it = by_name_.find(hf_name);
+  return it == by_name_.end() ? std::nullopt : std::optional<size_t>(it->second);
+}
+
+std::optional<size_t> ParameterStore::find(Role role, int layer, int expert) const {
+  const auto it = by_role_.find(role_key(role, layer, expert));
+  return it == by_role_.end() ? std::nullopt : std::optional<size_t>(it->second);
+}
+
+void ParameterStore::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+
+void initialize_parameters(ParameterStore& store, double init_std, uint64_t seed) {
+  // One stream per tensor, seeded from (seed, index): a tensor's values do not depend on how many values
+  // the tensors before it drew, so adding a tensor type later does not reshuffle the others.
+  for (size_t i = 0; i < store.size(); ++i) {
+    const ParameterSpec& spec = store.spec(i);
+    auto values = store.value(i);
+    const bool is_norm = spec.role == Role::input_norm || spec.role == Role::post_attention_norm ||
+                         spec.role == Role::q_norm || spec.role == Role::k_norm || spec.role == Role::final_norm;
+    const bool is_bias = spec.role == Role::q_bias || spec.role == Role::k_bias || spec.role == Role::v_bias;
+    if (is_norm || is_bias) {
+      std::fill(values.begin(), values.end(), is_norm ? 1.0f : 0.0f);
+      continue;
+    }
+    std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(i)};
+    std::mt19937_64 rng(seq);
+    std::normal_distribution<double> normal(0.0, init_std);
+    for (float& v : values) v = static_cast<float>(normal(rng));
+  }
+}
+
+}  // namespace tessera::model
