@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job tessera can run today on the shipped defaults: check the configs, plan the real layouts
 # (8B dense on 8 and 64 GPUs, 30B MoE with ep8 on 16), show a refused layout, then build and verify the
-# rank grid of the tiny MoE model over 8 real MPI ranks with per-rank logs.
+# rank grid of the tiny MoE model over 8 real MPI ranks with per-rank logs, and train the tiny dense and MoE
+# models in one process (CPU fp32 reference) on synthetic packed data.
 set -euo pipefail
 build=${1:-build}
 tessera="$build/src/tessera"
@@ -30,6 +31,12 @@ step "plan refuses what cannot run: qwen3-8b unsharded on one 80 GiB GPU"
 step "grid: tiny-moe over 8 MPI ranks (pp2 x dp4, experts ep4), communicators verified"
 run_dir=runs/demo-grid
 rm -rf "$run_dir"  # logs append across restarts of one run; the demo starts a fresh one
-mpirun --oversubscribe -np 8 "$tessera" grid -c configs/tiny-moe.yaml --set "logging.run_dir=$run_dir"
+mpirun --oversubscribe -np 8 "$tessera" grid -c configs/tiny-moe.yaml --set parallel.pp=2 --set parallel.ep=4 \
+  --set "logging.run_dir=$run_dir"
 echo "rank 5 wrote:"
 cat "$run_dir/logs/rank-00005.log"
+
+step "train: tiny-dense, one process, CPU fp32, synthetic packed data (loss falls)"
+"$tessera" train -c configs/tiny-dense.yaml --set logging.run_dir=runs/demo-train-dense
+step "train: tiny-moe (8 experts, top-2, aux loss)"
+"$tessera" train -c configs/tiny-moe.yaml --set logging.run_dir=runs/demo-train-moe

@@ -11,5 +11,6 @@ void add_config_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 void add_version_command(CLI::App& app);
 void add_grid_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 
 }  // namespace tessera::apps

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   tessera::apps::add_config_command(app);
   tessera::apps::add_plan_command(app);
   tessera::apps::add_grid_command(app);
+  tessera::apps::add_train_command(app);
   tessera::apps::add_version_command(app);
   try {
     app.parse(argc, argv);

@@ -8,7 +8,7 @@ configs=$3
 run_dir=$(mktemp -d)
 trap 'rm -rf "$run_dir"' EXIT
 
-"$mpirun" --oversubscribe -np 8 "$tessera" grid -c "$configs/tiny-dense.yaml" --set "logging.run_dir=$run_dir" \
+"$mpirun" --oversubscribe -np 8 "$tessera" grid -c "$configs/tiny-dense.yaml" --set parallel.tp=2 --set parallel.pp=2 --set "logging.run_dir=$run_dir" \
   > "$run_dir/console.txt" 2>&1 || { cat "$run_dir/console.txt"; exit 1; }
 grep -q "grid ok: world 8 = tp 2 × cp 1 × pp 2 × dp 2" "$run_dir/console.txt"
 for r in 0 1 2 3 4 5 6 7; do
@@ -21,7 +21,7 @@ done
 # Only rank 0 writes to the console.
 [ "$(grep -c 'grid ok' "$run_dir/console.txt")" -eq 1 ]
 
-if "$mpirun" --oversubscribe -np 3 "$tessera" grid -c "$configs/tiny-dense.yaml" --set "logging.run_dir=$run_dir" \
+if "$mpirun" --oversubscribe -np 3 "$tessera" grid -c "$configs/tiny-dense.yaml" --set parallel.tp=2 --set parallel.pp=2 --set "logging.run_dir=$run_dir" \
   > "$run_dir/bad.txt" 2>&1; then
   echo "a 3-rank job accepted a tp2·pp2 layout"; exit 1
 fi

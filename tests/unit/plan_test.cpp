@@ -206,7 +206,7 @@ TEST(Plan, UnevenAndExplicitPipelineSplits) {
 }
 
 TEST(Plan, JsonCarriesGroupsAndStages) {
-  const auto j = plan_to_json(make_plan(preset("tiny-moe"), {8, 4, 80 * kGiB}));
+  const auto j = plan_to_json(make_plan(preset("tiny-moe", {"parallel.pp=2", "parallel.ep=4", "train.global_batch_size=8"}), {8, 4, 80 * kGiB}));
   EXPECT_EQ(j["world_size"], 8);
   EXPECT_EQ(j["groups"]["ep"].size(), 2u);
   EXPECT_EQ(j["node_of_rank"][7], 1);

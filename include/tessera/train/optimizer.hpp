@@ -1,0 +1,41 @@
+#pragma once
+// AdamW with decoupled weight decay (torch.optim.AdamW semantics), global gradient-norm clipping
+// (torch.nn.utils.clip_grad_norm_ semantics) and the learning-rate schedule. The optimizer state lives in
+// flat buffers laid out like the ParameterStore, so ZeRO can later own a contiguous range of it.
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "tessera/core/config.hpp"
+#include "tessera/model/parameter_store.hpp"
+
+namespace tessera::train {
+
+// Learning rate for optimizer step `step` (1 = the first update): linear warmup from 0 to lr over
+// warmup_steps, then decay to min_lr over decay_steps (cosine, linear or none), then min_lr.
+double learning_rate(const OptimConfig& optim, int64_t total_steps, int64_t step);
+
+// sqrt(Σ g²) accumulated in double in buffer order (deterministic).
+double global_grad_norm(std::span<const float> grads);
+// Scales grads by max_norm / (norm + 1e-6) when that is below 1; returns the scale applied (1 if none).
+float clip_grad_norm(std::span<float> grads, double norm, double max_norm);
+
+class AdamW {
+ public:
+  AdamW(const OptimConfig& config, const model::ParameterStore& store);
+
+  // One update of every parameter with the store's gradients at learning rate `lr`.
+  void step(model::ParameterStore& store, double lr);
+  int64_t steps_taken() const { return steps_; }
+  std::span<const float> exp_avg() const { return m_; }
+  std::span<const float> exp_avg_sq() const { return v_; }
+
+ private:
+  OptimConfig config_;
+  std::vector<float> m_, v_;
+  std::vector<uint8_t> decay_;  // per tensor: does weight decay apply
+  int64_t steps_ = 0;
+};
+
+}  // namespace tessera::train

@@ -1,0 +1,51 @@
+#pragma once
+// The single-process training step: microbatches forward and backward with gradient accumulation, loss
+// normalised over the whole step's targets, global-norm clipping, AdamW, the LR schedule. Parallel layouts
+// (TP/PP/DP/EP) wrap this loop in later issues; one process is the reference they must reproduce.
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "tessera/core/config.hpp"
+#include "tessera/model/batch.hpp"
+#include "tessera/model/decoder.hpp"
+#include "tessera/model/parameter_store.hpp"
+#include "tessera/train/optimizer.hpp"
+
+namespace tessera::train {
+
+struct StepStats {
+  int64_t step = 0;
+  double loss = 0;      // mean CE over the step's targets + aux_coef · mean aux over microbatches
+  double ce_loss = 0;
+  double aux_loss = 0;  // mean over microbatches (unscaled)
+  double grad_norm = 0; // before clipping
+  double lr = 0;
+  int64_t tokens = 0;
+  int64_t targets = 0;
+};
+
+class Trainer {
+ public:
+  // Refuses, with the reason, what the single-process CPU trainer cannot do (parallel sizes > 1, bf16, ...).
+  explicit Trainer(const Config& config);
+
+  // One optimizer step over the given microbatches.
+  StepStats step(const std::vector<model::Batch>& microbatches);
+
+  model::ParameterStore& parameters() { return store_; }
+  const Config& config() const { return config_; }
+  int64_t steps_taken() const { return optimizer_.steps_taken(); }
+
+ private:
+  Config config_;
+  model::ParameterStore store_;
+  model::Decoder decoder_;
+  AdamW optimizer_;
+};
+
+// Microbatches per step for one data-parallel rank: global_batch_size / micro_batch_size (dp = 1 here).
+int64_t microbatches_per_step(const TrainConfig& train);
+
+}  // namespace tessera::train

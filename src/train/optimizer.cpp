@@ -1,0 +1,67 @@
+#include "tessera/train/optimizer.hpp"
+
+#include <cmath>
+#include <numbers>
+
+#include "tessera/core/error.hpp"
+
+namespace tessera::train {
+
+double learning_rate(const OptimConfig& o, int64_t total_steps, int64_t step) {
+  if (o.warmup_steps > 0 && step <= o.warmup_steps)
+    return o.lr * static_cast<double>(step) / static_cast<double>(o.warmup_steps);
+  if (o.decay == LrDecay::constant) return o.lr;
+  const int64_t decay_steps = o.decay_steps > 0 ? o.decay_steps : std::max<int64_t>(total_steps - o.warmup_steps, 1);
+  const double progress = std::min(1.0, static_cast<double>(step - o.warmup_steps) / static_cast<double>(decay_steps));
+  const double factor = o.decay == LrDecay::cosine ? 0.5 * (1.0 + std::cos(std::numbers::pi * progress)) : 1.0 - progress;
+  return o.min_lr + (o.lr - o.min_lr) * factor;
+}
+
+double global_grad_norm(std::span<const float> grads) {
+  double sum = 0;
+  for (const float g : grads) sum += static_cast<double>(g) * g;
+  return std::sqrt(sum);
+}
+
+float clip_grad_norm(std::span<float> grads, double norm, double max_norm) {
+  if (max_norm <= 0) return 1.0f;
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef >= 1.0) return 1.0f;
+  const auto scale = static_cast<float>(coef);
+  for (float& g : grads) g *= scale;
+  return scale;
+}
+
+AdamW::AdamW(const OptimConfig& config, const model::ParameterStore& store)
+    : config_(config), m_(store.values().size(), 0.0f), v_(store.values().size(), 0.0f) {
+  for (size_t i = 0; i < store.size(); ++i) decay_.push_back(store.spec(i).weight_decay ? 1 : 0);
+}
+
+void AdamW::step(model::ParameterStore& store, double lr) {
+  TESSERA_CHECK(store.values().size() == m_.size(), "optimizer state does not match the parameter store");
+  ++steps_;
+  const double b1 = config_.beta1, b2 = config_.beta2;
+  const double bias1 = 1.0 - std::pow(b1, static_cast<double>(steps_));
+  const double bias2_sqrt = std::sqrt(1.0 - std::pow(b2, static_cast<double>(steps_)));
+  const auto step_size = static_cast<float>(lr / bias1);
+  const auto eps = static_cast<float>(config_.eps);
+  const auto fb1 = static_cast<float>(b1), fb2 = static_cast<float>(b2);
+  const auto bias2 = static_cast<float>(bias2_sqrt);
+  for (size_t t = 0; t < store.size(); ++t) {
+    const auto decay = decay_[t] ? static_cast<float>(1.0 - lr * config_.weight_decay) : 1.0f;
+    float* p = store.value(t).data();
+    const float* g = store.grad(t).data();
+    const size_t base = store.offset(t), n = store.numel(t);
+    float* m = m_.data() + base;
+    float* v = v_.data() + base;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; ++i) {
+      p[i] *= decay;
+      m[i] = fb1 * m[i] + (1.0f - fb1) * g[i];
+      v[i] = fb2 * v[i] + (1.0f - fb2) * g[i] * g[i];
+      p[i] -= step_size * m[i] / (std::sqrt(v[i]) / bias2 + eps);
+    }
+  }
+}
+
+}  // namespace tessera::train

@@ -1,0 +1,72 @@
+#include "tessera/train/trainer.hpp"
+
+#include <cmath>
+
+#include "tessera/core/error.hpp"
+
+namespace tessera::train {
+namespace {
+
+const Config& checked(const Config& c) {
+  const ParallelConfig& p = c.parallel;
+  TESSERA_CHECK(p.tp == 1 && p.cp == 1 && p.pp == 1 && p.ep == 1 && p.dp <= 1,
+                "this build trains in one process only; the config asks for tp={} cp={} pp={} ep={} dp={} "
+                "(parallel training is the next milestone: set them to 1, or use `tessera plan` / `tessera grid` "
+                "for layouts)",
+                p.tp, p.cp, p.pp, p.ep, p.dp);
+  TESSERA_CHECK(c.train.precision == Precision::fp32,
+                "train.precision: bf16 needs the CUDA backend; the CPU reference trains in fp32");
+  TESSERA_CHECK(c.data.path.empty(),
+                "data.path: packed HDF5 datasets arrive with the data pipeline; leave it empty to train on "
+                "synthetic data");
+  return c;
+}
+
+}  // namespace
+
+int64_t microbatches_per_step(const TrainConfig& t) {
+  return t.global_batch_size == 0 ? 1 : t.global_batch_size / t.micro_batch_size;
+}
+
+Trainer::Trainer(const Config& config)
+    : config_(checked(config)),
+      store_(model::parameter_specs(config.model)),
+      decoder_(config.model, store_, config.train.micro_batch_size * config.data.seq_length, config.data.seq_length,
+               config.train.recompute),
+      optimizer_(config.optim, store_) {
+  model::initialize_parameters(store_, config.model.init_std, config.train.seed);
+}
+
+StepStats Trainer::step(const std::vector<model::Batch>& microbatches) {
+  TESSERA_CHECK(!microbatches.empty(), "a training step needs at least one microbatch");
+  StepStats stats;
+  stats.step = optimizer_.steps_taken() + 1;
+  for (const auto& mb : microbatches) {
+    stats.targets += mb.num_targets();
+    stats.tokens += mb.tokens();
+  }
+  TESSERA_CHECK(stats.targets > 0, "step {}: no token of the batch has a target", stats.step);
+  // The loss is the mean over every target of the step, however the step is split into microbatches.
+  const float ce_scale = 1.0f / static_cast<float>(stats.targets);
+  const auto aux_scale =
+      static_cast<float>(config_.model.router_aux_loss_coef / static_cast<double>(microbatches.size()));
+  store_.zero_grads();
+  for (const auto& mb : microbatches) {
+    const model::ForwardLoss l = decoder_.forward(mb);
+    stats.ce_loss += l.ce_sum;
+    stats.aux_loss += l.aux;
+    decoder_.backward(ce_scale, aux_scale);
+  }
+  stats.ce_loss /= static_cast<double>(stats.targets);
+  stats.aux_loss /= static_cast<double>(microbatches.size());
+  stats.loss = stats.ce_loss + config_.model.router_aux_loss_coef * stats.aux_loss * (config_.model.is_moe() ? 1 : 0);
+  stats.grad_norm = global_grad_norm(store_.grads());
+  TESSERA_CHECK(std::isfinite(stats.grad_norm), "step {}: the gradient norm is not finite (loss {})", stats.step,
+                stats.loss);
+  clip_grad_norm(store_.grads(), stats.grad_norm, config_.optim.clip_grad);
+  stats.lr = learning_rate(config_.optim, config_.train.steps, stats.step);
+  optimizer_.step(store_, stats.lr);
+  return stats;
+}
+
+}  // namespace tessera::train
