@@ -8,7 +8,7 @@ packages=(
   openmpi-bin libopenmpi-dev
   libhdf5-dev hdf5-tools
   libyaml-cpp-dev libspdlog-dev libfmt-dev
-  libopenblas-dev
+  libopenblas-dev libopenblas-openmp-dev
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev
   libpcre2-dev libutf8proc-dev

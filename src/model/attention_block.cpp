@@ -7,7 +7,7 @@
 namespace tessera::model::detail {
 
 void attention_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, const float* x_in,
-                       const Batch& batch, const float* rope_cos, const float* rope_sin) {
+                       const Batch& batch, const float* rope_cos, const float* rope_sin, float* probs_scratch) {
   const int64_t N = batch.tokens(), QW = d.Hq * d.D, KW = d.Hkv * d.D;
   cpu::rmsnorm_forward(a.ln1.data(), a.rstd1.data(), x_in, w.input_norm, N, d.H, d.eps);
   cpu::linear_forward(a.q.data(), a.ln1.data(), w.q, w.q_bias, N, d.H, QW);
@@ -23,7 +23,7 @@ void attention_forward(const Dims& d, const LayerTensors& w, LayerActivations& a
   }
   cpu::rope_forward(a.q_rot.data(), rope_cos, rope_sin, N, d.Hq, d.D);
   cpu::rope_forward(a.k_rot.data(), rope_cos, rope_sin, N, d.Hkv, d.D);
-  cpu::attention_forward(a.attn.data(), a.probs.empty() ? nullptr : a.probs.data(), a.q_rot.data(), a.k_rot.data(),
+  cpu::attention_forward(a.attn.data(), a.probs.empty() ? probs_scratch : a.probs.data(), a.q_rot.data(), a.k_rot.data(),
                          a.v.data(), batch.cu_seqlens.data(), batch.num_samples(), d.Hq, d.Hkv, d.D);
   cpu::linear_forward(a.x_mid.data(), a.attn.data(), w.o, nullptr, N, QW, d.H);
   for (int64_t i = 0; i < N * d.H; ++i) a.x_mid[i] += x_in[i];

@@ -80,7 +80,7 @@ struct Decoder::Impl {
     const int64_t N = batch->tokens();
     LayerActivations& a = acts_of(l);
     detail::attention_forward(dims, weights[l], a, layer_inputs[l].data(), *batch, scratch.rope_cos.data(),
-                              scratch.rope_sin.data());
+                              scratch.rope_sin.data(), scratch.probs.data());
     detail::mlp_forward(dims, weights[l], a, layer_inputs[l + 1].data(), N);
     if (dims.moe && record_routing)
       for (int64_t t = 0; t < N; ++t) {

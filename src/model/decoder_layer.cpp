@@ -85,6 +85,7 @@ void LayerActivations::allocate(const Dims& d, int64_t N, int64_t max_probs, boo
     topk_expert.resize(n * K);
     slot_assignment.resize(n * K);
     expert_offsets.resize(E + 1);
+    expert_fill.resize(E);
     assign_token.resize(n * K);
     xe.resize(n * K * H);
     ge.resize(n * K * Fm);

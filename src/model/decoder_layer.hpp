@@ -40,6 +40,7 @@ struct LayerActivations {
   std::vector<float> router_probs, topk_weight;         // MoE: [N,E], [N,K]
   std::vector<int32_t> topk_expert, slot_assignment;    // [N,K] expert and assignment row of each slot
   std::vector<int32_t> expert_offsets, assign_token;    // [E+1], [N·K] rows grouped by expert, tokens in order
+  std::vector<int32_t> expert_fill;                     // [E] counting-sort cursor
   std::vector<float> xe, ge, ue, he, ye;                // MoE per-assignment rows
 
   void allocate(const Dims& d, int64_t max_tokens, int64_t max_probs, bool keep_probs);
@@ -52,9 +53,10 @@ struct LayerScratch {
   void allocate(const Dims& d, int64_t max_tokens, int64_t max_probs);
 };
 
-// x_mid = x_in + Attention(RMSNorm(x_in)). `probs` stores the softmax when the activations keep it.
+// x_mid = x_in + Attention(RMSNorm(x_in)). The softmax goes to a.probs when the activations keep it, else
+// to probs_scratch (selective recompute rebuilds it in the backward).
 void attention_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, const float* x_in,
-                       const Batch& batch, const float* rope_cos, const float* rope_sin);
+                       const Batch& batch, const float* rope_cos, const float* rope_sin, float* probs_scratch);
 // d_x (in: gradient w.r.t. x_mid; out: w.r.t. x_in). Recomputes the softmax into scratch when not kept.
 void attention_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,
                         LayerScratch& s, float* d_x, const float* x_in, const Batch& batch);

@@ -43,15 +43,13 @@ void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, floa
   std::fill(offsets.begin(), offsets.end(), 0);
   for (int64_t i = 0; i < N * K; ++i) ++offsets[a.topk_expert[i] + 1];
   std::partial_sum(offsets.begin(), offsets.end(), offsets.begin());
-  {
-    std::vector<int32_t> fill(offsets.begin(), offsets.end() - 1);
-    for (int64_t t = 0; t < N; ++t)
-      for (int64_t k = 0; k < K; ++k) {
-        const int32_t row = fill[a.topk_expert[t * K + k]]++;
-        a.assign_token[row] = static_cast<int32_t>(t);
-        a.slot_assignment[t * K + k] = row;
-      }
-  }
+  std::copy(offsets.begin(), offsets.end() - 1, a.expert_fill.begin());
+  for (int64_t t = 0; t < N; ++t)
+    for (int64_t k = 0; k < K; ++k) {
+      const int32_t row = a.expert_fill[a.topk_expert[t * K + k]]++;
+      a.assign_token[row] = static_cast<int32_t>(t);
+      a.slot_assignment[t * K + k] = row;
+    }
 #pragma omp parallel for schedule(static)
   for (int64_t row = 0; row < N * K; ++row)
     std::copy_n(a.ln2.data() + a.assign_token[row] * H, H, a.xe.data() + row * H);

@@ -36,7 +36,7 @@ void rope_backward(float* dx, const float* cos, const float* sin, int64_t N, int
 
 // Causal grouped-query attention over packed samples: cu_seqlens[S+1] gives each sample's token range; a
 // token attends only to earlier tokens of its own sample. q[N,Hq,D], k/v[N,Hkv,D], out[N,Hq,D].
-// probs (may be null) receives the softmax rows for the backward: for each sample s and head h a
+// probs (required) receives the softmax rows for the backward: for each sample s and head h a
 // len_s × len_s block, packed at offsets attention_probs_offset(cu_seqlens, s) * Hq.
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v,
                        const int32_t* cu_seqlens, int64_t num_samples, int64_t Hq, int64_t Hkv, int64_t D);
