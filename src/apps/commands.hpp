@@ -12,5 +12,6 @@ void add_plan_command(CLI::App& app);
 void add_version_command(CLI::App& app);
 void add_grid_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 
 }  // namespace tessera::apps

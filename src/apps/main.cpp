@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   tessera::apps::add_plan_command(app);
   tessera::apps::add_grid_command(app);
   tessera::apps::add_train_command(app);
+  tessera::apps::add_convert_command(app);
   tessera::apps::add_version_command(app);
   try {
     app.parse(argc, argv);
