@@ -31,6 +31,7 @@ struct Decoder::Impl {
   // MoE load balancing over all layers and tokens of the forward (transformers concatenates layers).
   std::vector<double> expert_selections, expert_prob_sums;
   std::vector<double> aux_grad;
+  double z_sum = 0;
   const Batch* batch = nullptr;
   bool have_forward = false;
 
@@ -86,6 +87,7 @@ struct Decoder::Impl {
       for (int64_t t = 0; t < N; ++t) {
         for (int64_t k = 0; k < dims.K; ++k) expert_selections[a.topk_expert[t * dims.K + k]] += 1;
         for (int64_t e = 0; e < dims.E; ++e) expert_prob_sums[e] += a.router_probs[t * dims.E + e];
+        z_sum += static_cast<double>(a.router_lse[t]) * a.router_lse[t] / static_cast<double>(N);
       }
   }
 
@@ -102,6 +104,7 @@ struct Decoder::Impl {
     cpu::embedding_forward(layer_inputs[0].data(), b.input_ids.data(), embedding, N, H);
     std::fill(expert_selections.begin(), expert_selections.end(), 0.0);
     std::fill(expert_prob_sums.begin(), expert_prob_sums.end(), 0.0);
+    z_sum = 0;
     for (int l = 0; l < config.num_layers; ++l) layer_forward(l, true);
     const float* x = layer_inputs.back().data();
     cpu::rmsnorm_forward(final_ln.data(), final_rstd.data(), x, final_norm, N, H, dims.eps);
@@ -116,12 +119,13 @@ struct Decoder::Impl {
       const double T = static_cast<double>(config.num_layers) * static_cast<double>(N);
       for (int64_t e = 0; e < dims.E; ++e) loss.aux += (expert_selections[e] / T) * (expert_prob_sums[e] / T);
       loss.aux *= static_cast<double>(dims.E);
+      loss.z = z_sum;
     }
     have_forward = true;
     return loss;
   }
 
-  void backward(float ce_scale, float aux_scale) {
+  void backward(float ce_scale, float aux_scale, float z_scale) {
     TESSERA_CHECK(have_forward, "backward() needs a forward() first");
     have_forward = false;
     const Batch& b = *batch;
@@ -143,7 +147,8 @@ struct Decoder::Impl {
     for (int l = config.num_layers - 1; l >= 0; --l) {
       if (recompute == Recompute::full) layer_forward(l, false);
       LayerActivations& a = acts_of(l);
-      detail::mlp_backward(dims, weights[l], grads[l], a, scratch, d_x.data(), N, aux_grad);
+      detail::mlp_backward(dims, weights[l], grads[l], a, scratch, d_x.data(), N, aux_grad,
+                           2.0 * z_scale / static_cast<double>(N));
       detail::attention_backward(dims, weights[l], grads[l], a, scratch, d_x.data(), layer_inputs[l].data(), b);
     }
     cpu::embedding_backward(d_embedding, d_x.data(), b.input_ids.data(), N, H);
@@ -158,6 +163,6 @@ ForwardLoss Decoder::forward(const Batch& batch) { return impl_->forward(batch);
 std::span<const float> Decoder::logits() const {
   return {impl_->logits.data(), static_cast<size_t>(impl_->batch ? impl_->batch->tokens() * impl_->config.vocab_size : 0)};
 }
-void Decoder::backward(float ce_scale, float aux_scale) { impl_->backward(ce_scale, aux_scale); }
+void Decoder::backward(float ce_scale, float aux_scale, float z_scale) { impl_->backward(ce_scale, aux_scale, z_scale); }
 
 }  // namespace tessera::model

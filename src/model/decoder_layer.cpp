@@ -81,6 +81,7 @@ void LayerActivations::allocate(const Dims& d, int64_t N, int64_t max_probs, boo
   if (d.moe) {
     const auto E = static_cast<size_t>(d.E), K = static_cast<size_t>(d.K), Fm = static_cast<size_t>(d.Fm);
     router_probs.resize(n * E);
+    router_lse.resize(n);
     topk_weight.resize(n * K);
     topk_expert.resize(n * K);
     slot_assignment.resize(n * K);

@@ -38,6 +38,7 @@ struct LayerActivations {
   std::vector<float> ln1, rstd1, q, k, v, q_rstd, k_rstd, q_rot, k_rot, probs, attn, x_mid, ln2, rstd2;
   std::vector<float> gate, up, h;                       // dense MLP
   std::vector<float> router_probs, topk_weight;         // MoE: [N,E], [N,K]
+  std::vector<float> router_lse;                        // [N] logsumexp of the router logits (z-loss)
   std::vector<int32_t> topk_expert, slot_assignment;    // [N,K] expert and assignment row of each slot
   std::vector<int32_t> expert_offsets, assign_token;    // [E+1], [N·K] rows grouped by expert, tokens in order
   std::vector<int32_t> expert_fill;                     // [E] counting-sort cursor
@@ -63,13 +64,14 @@ void attention_backward(const Dims& d, const LayerTensors& w, const LayerTensors
 
 // x_out = x_mid + MLP(RMSNorm(x_mid)) for the dense SwiGLU or the MoE block.
 void mlp_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, float* x_out, int64_t N);
-// aux_grad[E] (MoE only): d(aux_scale · aux)/d(router probability of expert e), the same for every token.
+// aux_grad[E] (MoE only): d(aux_scale · aux)/d(router probability of expert e), the same for every token;
+// z_coef: d(z_scale · z)/d(lse_t) = z_coef · lse_t for this layer's tokens.
 void mlp_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,
-                  LayerScratch& s, float* d_x, int64_t N, const std::vector<double>& aux_grad);
+                  LayerScratch& s, float* d_x, int64_t N, const std::vector<double>& aux_grad, double z_coef);
 
 // The MoE branch on a.ln2: writes the block output to out[N,H]; the backward adds d(ln2) into s.d_ln.
 void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, float* out, int64_t N);
 void moe_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,
-                  LayerScratch& s, const float* d_out, int64_t N, const std::vector<double>& aux_grad);
+                  LayerScratch& s, const float* d_out, int64_t N, const std::vector<double>& aux_grad, double z_coef);
 
 }  // namespace tessera::model::detail

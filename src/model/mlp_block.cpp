@@ -19,11 +19,11 @@ void mlp_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, floa
 }
 
 void mlp_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,
-                  LayerScratch& s, float* d_x, int64_t N, const std::vector<double>& aux_grad) {
+                  LayerScratch& s, float* d_x, int64_t N, const std::vector<double>& aux_grad, double z_coef) {
   // In: d_x = d(x_out). Out: d_x = d(x_mid) = d(x_out) + the MLP branch through the norm.
   std::fill_n(s.d_ln.data(), N * d.H, 0.0f);
   if (d.moe) {
-    moe_backward(d, w, g, a, s, d_x, N, aux_grad);
+    moe_backward(d, w, g, a, s, d_x, N, aux_grad, z_coef);
   } else {
     std::fill_n(s.d_h.data(), N * d.F, 0.0f);
     cpu::linear_backward(s.d_h.data(), g.down, nullptr, d_x, a.h.data(), w.down, N, d.F, d.H);

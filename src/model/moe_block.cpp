@@ -3,6 +3,7 @@
 // token in ascending expert order (transformers' index_add over experts).
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "decoder_layer.hpp"
@@ -14,6 +15,15 @@ void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, floa
   const int64_t E = d.E, K = d.K, H = d.H, Fm = d.Fm;
   float* probs = a.router_probs.data();
   cpu::linear_forward(probs, a.ln2.data(), w.router, nullptr, N, H, E);
+  // logsumexp of each token's router logits, for the z-loss, before the softmax overwrites them.
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < N; ++t) {
+    const float* z = probs + t * E;
+    const float max = *std::max_element(z, z + E);
+    double sum = 0;
+    for (int64_t e = 0; e < E; ++e) sum += std::exp(static_cast<double>(z[e] - max));
+    a.router_lse[t] = max + static_cast<float>(std::log(sum));
+  }
   cpu::softmax_rows(probs, N, E);
 
   // Top-k per token, largest first; equal probabilities keep the lower expert index first.
@@ -75,7 +85,7 @@ void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, floa
 }
 
 void moe_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,
-                  LayerScratch& s, const float* d_out, int64_t N, const std::vector<double>& aux_grad) {
+                  LayerScratch& s, const float* d_out, int64_t N, const std::vector<double>& aux_grad, double z_coef) {
   const int64_t E = d.E, K = d.K, H = d.H, Fm = d.Fm;
   // Each assignment's output gradient is its weight times the token's; each weight's gradient is the
   // token's output gradient dotted with that expert's output.
@@ -141,7 +151,9 @@ void moe_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, L
     }
     double mean = 0;
     for (int64_t e = 0; e < E; ++e) mean += static_cast<double>(p[e]) * dp[e];
-    for (int64_t e = 0; e < E; ++e) dp[e] = static_cast<float>(p[e] * (dp[e] - mean));
+    // z-loss: d(lse_t²)/d(logit_e) = 2 · lse_t · p_e, folded into z_coef = 2 · z_scale / N.
+    const double z = z_coef * a.router_lse[t];
+    for (int64_t e = 0; e < E; ++e) dp[e] = static_cast<float>(p[e] * (dp[e] - mean) + z * p[e]);
   }
   cpu::linear_backward(d_ln, g.router, nullptr, d_logits, a.ln2.data(), w.router, N, H, E);
 }

@@ -50,16 +50,20 @@ StepStats Trainer::step(const std::vector<model::Batch>& microbatches) {
   const float ce_scale = 1.0f / static_cast<float>(stats.targets);
   const auto aux_scale =
       static_cast<float>(config_.model.router_aux_loss_coef / static_cast<double>(microbatches.size()));
+  const auto z_scale = static_cast<float>(config_.model.router_z_loss_coef / static_cast<double>(microbatches.size()));
   store_.zero_grads();
   for (const auto& mb : microbatches) {
     const model::ForwardLoss l = decoder_.forward(mb);
     stats.ce_loss += l.ce_sum;
     stats.aux_loss += l.aux;
-    decoder_.backward(ce_scale, aux_scale);
+    stats.z_loss += l.z;
+    decoder_.backward(ce_scale, aux_scale, z_scale);
   }
   stats.ce_loss /= static_cast<double>(stats.targets);
   stats.aux_loss /= static_cast<double>(microbatches.size());
-  stats.loss = stats.ce_loss + config_.model.router_aux_loss_coef * stats.aux_loss * (config_.model.is_moe() ? 1 : 0);
+  stats.z_loss /= static_cast<double>(microbatches.size());
+  stats.loss = stats.ce_loss + config_.model.router_aux_loss_coef * stats.aux_loss +
+               config_.model.router_z_loss_coef * stats.z_loss;
   stats.grad_norm = global_grad_norm(store_.grads());
   TESSERA_CHECK(std::isfinite(stats.grad_norm), "step {}: the gradient norm is not finite (loss {})", stats.step,
                 stats.loss);

@@ -60,10 +60,10 @@ void randomise(ParameterStore& store, uint64_t seed) {
       for (float& v : store.value(i)) v += 1.0f;
 }
 
-double loss_of(const ModelConfig& m, ParameterStore& store, const Batch& b, double aux_coef) {
+double loss_of(const ModelConfig& m, ParameterStore& store, const Batch& b, double aux_coef, double z_coef) {
   Decoder dec(m, store, b.tokens(), b.longest_sample(), Recompute::none);
   const ForwardLoss l = dec.forward(b);
-  return l.ce_sum / static_cast<double>(l.targets) + aux_coef * l.aux;
+  return l.ce_sum / static_cast<double>(l.targets) + aux_coef * l.aux + z_coef * l.z;
 }
 
 struct Case {
@@ -80,11 +80,14 @@ TEST_P(DecoderGradient, MatchesFiniteDifferences) {
   ParameterStore store(parameter_specs(m));
   randomise(store, 11);
   const Batch b = packed_batch(m.vocab_size);
-  const double aux_coef = c.moe ? 0.5 : 0.0;
+  const double aux_coef = c.moe ? 0.5 : 0.0, z_coef = c.moe ? 0.1 : 0.0;
   {
     Decoder dec(m, store, b.tokens(), b.longest_sample(), Recompute::none);
     const ForwardLoss l = dec.forward(b);
-    dec.backward(1.0f / static_cast<float>(l.targets), static_cast<float>(aux_coef));
+    if (c.moe) {
+      EXPECT_GT(l.z, 0.0);
+    }
+    dec.backward(1.0f / static_cast<float>(l.targets), static_cast<float>(aux_coef), static_cast<float>(z_coef));
   }
   std::mt19937 rng(3);
   int checked = 0;
@@ -96,9 +99,9 @@ TEST_P(DecoderGradient, MatchesFiniteDifferences) {
       const float saved = values[j];
       const float h = 1e-2f;
       values[j] = saved + h;
-      const double up = loss_of(m, store, b, aux_coef);
+      const double up = loss_of(m, store, b, aux_coef, z_coef);
       values[j] = saved - h;
-      const double down = loss_of(m, store, b, aux_coef);
+      const double down = loss_of(m, store, b, aux_coef, z_coef);
       values[j] = saved;
       const double numeric = (up - down) / (2 * h);
       EXPECT_NEAR(grads[j], numeric, 2e-3 + 0.05 * std::fabs(numeric)) << store.spec(i).hf_name << "[" << j << "]";

@@ -19,6 +19,7 @@ struct ForwardLoss {
   double ce_sum = 0;    // Σ cross-entropy over the batch's targets
   int64_t targets = 0;  // how many tokens had a target
   double aux = 0;       // MoE load-balancing loss (unscaled, transformers' formula); 0 for dense models
+  double z = 0;         // MoE router z-loss: Σ over layers of mean over tokens of logsumexp(router logits)²
 };
 
 class Decoder {
@@ -35,8 +36,9 @@ class Decoder {
   ForwardLoss forward(const Batch& batch);
   // Logits [tokens, vocab] of the last forward (valid until backward, which reuses the buffer).
   std::span<const float> logits() const;
-  // Accumulates into the store's gradients d(ce_scale · ce_sum + aux_scale · aux) of the last forward.
-  void backward(float ce_scale, float aux_scale);
+  // Accumulates into the store's gradients d(ce_scale · ce_sum + aux_scale · aux + z_scale · z) of the
+  // last forward.
+  void backward(float ce_scale, float aux_scale, float z_scale = 0.0f);
 
  private:
   struct Impl;

@@ -17,9 +17,10 @@ namespace tessera::train {
 
 struct StepStats {
   int64_t step = 0;
-  double loss = 0;      // mean CE over the step's targets + aux_coef · mean aux over microbatches
+  double loss = 0;      // mean CE over the step's targets + aux_coef · aux + z_coef · z (means over microbatches)
   double ce_loss = 0;
   double aux_loss = 0;  // mean over microbatches (unscaled)
+  double z_loss = 0;    // router z-loss, mean over microbatches (unscaled)
   double grad_norm = 0; // before clipping
   double lr = 0;
   int64_t tokens = 0;
