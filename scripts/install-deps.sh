@@ -11,7 +11,7 @@ packages=(
   libopenblas-dev libopenblas-openmp-dev
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev
-  libpcre2-dev libutf8proc-dev
+  libpcre2-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev
 )
 
 missing=()
