@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sys/wait.h>
 
+#include "test_support.hpp"
+
 namespace {
 
 struct Result {
@@ -30,20 +32,13 @@ Result run(const std::string& args) {
 
 const std::string kConfigs = std::string(TESSERA_SOURCE_DIR) + "/configs/";
 
-class Cli : public ::testing::Test {
+class Cli : public tessera::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("tessera-cli-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string write(const std::string& name, const std::string& text) {
     const auto path = dir_ / name;
     std::ofstream(path) << text;
     return path.string();
   }
-  std::filesystem::path dir_;
 };
 
 TEST_F(Cli, BrokenConfigNamesKeyAndLine) {

@@ -6,28 +6,13 @@
 
 #include "tessera/core/config.hpp"
 #include "tessera/core/error.hpp"
+#include "test_support.hpp"
 
 namespace tessera {
 namespace {
 
-// The message of the error `fn` throws; fails the test if it throws nothing.
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected tessera::Error";
-  return "";
-}
+using testing::error_of;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 TEST(Config, EmptyDocumentIsAllDefaults) {
   const Config c = parse_config("", "empty.yaml");
@@ -207,7 +192,7 @@ TEST(Config, EveryShippedPresetLoads) {
 // docs/configuration.md carries the generated reference between markers; regenerate it with
 // `tessera config --reference` when a field changes.
 TEST(Config, DocumentationMatchesTheSchema) {
-  const std::string doc = read_file(std::string(TESSERA_SOURCE_DIR) + "/docs/configuration.md");
+  const std::string doc = testing::read_text(std::string(TESSERA_SOURCE_DIR) + "/docs/configuration.md");
   const std::string begin = "<!-- reference:begin -->\n", end = "<!-- reference:end -->";
   const size_t b = doc.find(begin), e = doc.find(end);
   ASSERT_NE(b, std::string::npos);

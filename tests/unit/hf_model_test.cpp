@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "tessera/core/error.hpp"
+#include "test_support.hpp"
 #include "tessera/io/hf_model.hpp"
 #include "tessera/io/hf_tensor_dir.hpp"
 
@@ -13,26 +14,10 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kGolden = std::string(TESSERA_SOURCE_DIR) + "/tests/golden/data/";
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected tessera::Error";
-  return "";
-}
+using testing::error_of;
 
-class HfModel : public ::testing::Test {
+class HfModel : public testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("tessera-hf-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   // A copy of a golden model whose config.json has `edit` applied.
   std::string with_config(const std::string& golden, const std::function<void(nlohmann::json&)>& edit) {
     const fs::path out = dir_ / golden;
@@ -43,7 +28,6 @@ class HfModel : public ::testing::Test {
     std::ofstream(out / "config.json") << j.dump(2);
     return out.string();
   }
-  fs::path dir_;
 };
 
 TEST_F(HfModel, ReadsEveryGoldenArchitecture) {

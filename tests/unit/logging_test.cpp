@@ -6,27 +6,13 @@
 
 #include "tessera/core/error.hpp"
 #include "tessera/core/logging.hpp"
+#include "test_support.hpp"
 
 namespace tessera {
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-class LoggingTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("tessera-log-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    std::filesystem::remove_all(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::filesystem::path dir_;
-};
+using testing::read_text;
+using LoggingTest = testing::TempDirTest;
 
 TEST_F(LoggingTest, EachRankWritesItsOwnFileWithCoordinates) {
   for (int rank : {0, 3}) {
@@ -35,11 +21,11 @@ TEST_F(LoggingTest, EachRankWritesItsOwnFileWithCoordinates) {
     log->debug("below the level");
     log->flush();
   }
-  const std::string r3 = slurp(rank_log_path(dir_.string(), 3));
+  const std::string r3 = read_text(rank_log_path(dir_.string(), 3));
   EXPECT_NE(r3.find("[r3 tp1 pp1 dp1 ep3] hello from 3"), std::string::npos) << r3;
   EXPECT_EQ(r3.find("below the level"), std::string::npos) << r3;
   EXPECT_EQ(r3.find("hello from 0"), std::string::npos) << r3;
-  EXPECT_NE(slurp(rank_log_path(dir_.string(), 0)).find("[r0 tp0 pp0 dp1 ep0] hello from 0"), std::string::npos);
+  EXPECT_NE(read_text(rank_log_path(dir_.string(), 0)).find("[r0 tp0 pp0 dp1 ep0] hello from 0"), std::string::npos);
   EXPECT_EQ(rank_log_path("/x", 12), "/x/logs/rank-00012.log");
 }
 
@@ -49,13 +35,12 @@ TEST_F(LoggingTest, AppendsAcrossRestartsOfARun) {
     log->debug("attempt {}", attempt);
     log->flush();
   }
-  const std::string text = slurp(rank_log_path(dir_.string(), 1));
+  const std::string text = read_text(rank_log_path(dir_.string(), 1));
   EXPECT_NE(text.find("attempt 0"), std::string::npos);
   EXPECT_NE(text.find("attempt 1"), std::string::npos);
 }
 
 TEST_F(LoggingTest, UnwritableRunDirectoryIsAClearError) {
-  std::filesystem::create_directories(dir_);
   std::ofstream(dir_ / "logs") << "a file where the logs directory should be";
   try {
     make_rank_logger(dir_.string(), {0, 0, 0, 0, 0}, LogLevel::info);

@@ -2,6 +2,7 @@
 
 #include "tessera/core/config.hpp"
 #include "tessera/core/error.hpp"
+#include "test_support.hpp"
 #include "tessera/model/parameter_spec.hpp"
 #include "tessera/plan/memory_model.hpp"
 #include "tessera/plan/plan.hpp"
@@ -13,16 +14,7 @@ Config preset(const std::string& name, const std::vector<std::string>& overrides
   return load_config(std::string(TESSERA_SOURCE_DIR) + "/configs/" + name + ".yaml", overrides);
 }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected tessera::Error";
-  return "";
-}
+using testing::error_of;
 
 // --- The formulas against their papers' own examples -------------------------------------------------
 
