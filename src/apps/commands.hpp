@@ -13,5 +13,7 @@ void add_version_command(CLI::App& app);
 void add_grid_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_pack_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 
 }  // namespace tessera::apps
