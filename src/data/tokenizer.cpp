@@ -161,7 +161,7 @@ Tokenizer Tokenizer::load(const std::string& path) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(bytes);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers too large
     TESSERA_FAIL("{}: not valid JSON: {}", file, e.what());
   }
   const JsonField root(doc, "", impl->source);

@@ -190,7 +190,7 @@ ModelConfig read_hf_config(const std::string& dir) {
   json j;
   try {
     j = json::parse(read_text(path));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers too large
     TESSERA_FAIL("{}: not valid JSON: {}", path, e.what());
   }
   return model_config_from_hf(j, path);

@@ -18,6 +18,9 @@
 
 namespace tessera::data {
 
+inline constexpr std::string_view kImageMarker = "<image>";
+inline constexpr std::string_view kVideoMarker = "<video>";
+
 struct RawSample {
   std::vector<Message> messages;
   std::vector<std::string> images;               // paths as written in the line
