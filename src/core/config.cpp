@@ -179,6 +179,8 @@ void validate(const Loader& loader) {
     fail_at("parallel.ep", fmt::format("{} does not divide num_experts = {}", p.ep, m.num_experts));
   if (p.sequence_parallel && p.tp == 1)
     fail_at("parallel.sequence_parallel", "needs tp > 1 (it shards activations over the TP group)");
+  if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size())
+    fail_at("data.weights", fmt::format("has {} entries but data.paths has {}", c.data.weights.size(), c.data.paths.size()));
   if (c.optim.min_lr > c.optim.lr)
     fail_at("optim.min_lr", fmt::format("{} is above lr = {}", c.optim.min_lr, c.optim.lr));
   if (c.train.global_batch_size != 0 && c.train.global_batch_size % c.train.micro_batch_size != 0)

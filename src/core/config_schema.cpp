@@ -165,6 +165,50 @@ class SectionBinder {
         });
   }
 
+  void text_list(const char* key, std::vector<std::string>& ref, const char* doc) {
+    add(key, "list of string", "", doc,
+        [&ref] {
+          std::string out = "[";
+          for (size_t i = 0; i < ref.size(); ++i) {
+            std::string item = YAML::Dump(YAML::Node(ref[i]));
+            out += (i ? ", " : "") + item;
+          }
+          return out + "]";
+        },
+        [&ref](const YAML::Node& node, const Origin& origin, const std::string& path) {
+          if (!node.IsSequence())
+            TESSERA_FAIL("{}: {}: expected a list of strings, got {}", origin.text, path, describe_node(node));
+          std::vector<std::string> values;
+          for (size_t i = 0; i < node.size(); ++i) {
+            if (!node[i].IsScalar() || node[i].Scalar().empty())
+              TESSERA_FAIL("{}: {}[{}]: expected a non-empty string, got {}", origin.text, path, i, describe_node(node[i]));
+            values.push_back(node[i].Scalar());
+          }
+          ref = std::move(values);
+        });
+  }
+
+  void positive_real_list(const char* key, std::vector<double>& ref, const char* doc) {
+    add(key, "list of float", "each > 0", doc,
+        [&ref] {
+          std::string out = "[";
+          for (size_t i = 0; i < ref.size(); ++i) out += (i ? ", " : "") + format_real(ref[i]);
+          return out + "]";
+        },
+        [&ref](const YAML::Node& node, const Origin& origin, const std::string& path) {
+          if (!node.IsSequence())
+            TESSERA_FAIL("{}: {}: expected a list of numbers, got {}", origin.text, path, describe_node(node));
+          std::vector<double> values;
+          for (size_t i = 0; i < node.size(); ++i) {
+            const std::string item_path = fmt::format("{}[{}]", path, i);
+            const double v = parse_real(node[i], origin, item_path);
+            if (!(v > 0)) TESSERA_FAIL("{}: {}: {} is out of range (> 0)", origin.text, item_path, v);
+            values.push_back(v);
+          }
+          ref = std::move(values);
+        });
+  }
+
   void positive_int_list(const char* key, std::vector<int>& ref, const char* doc) {
     add(key, "list of int", "each ≥ 1", doc,
         [&ref] {
@@ -270,7 +314,11 @@ std::vector<Field> bind_fields(Config& c) {
   }
   {
     SectionBinder s(f, "data");
-    s.text("path", c.data.path, "Packed HDF5 dataset (file or directory); empty means synthetic tokens.");
+    s.text_list("paths", c.data.paths, "Packed HDF5 files (tessera pack); empty means synthetic tokens.");
+    s.positive_real_list("weights", c.data.weights,
+                         "Blend weight per file (same length as paths); empty weights files by their rows.");
+    s.text("tokenizer", c.data.tokenizer,
+           "tokenizer.json (or its directory) the files must have been packed with; empty skips the check.");
     s.integer("seq_length", c.data.seq_length, 1, "Tokens per packed row.");
   }
   {

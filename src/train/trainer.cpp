@@ -16,9 +16,6 @@ const Config& checked(const Config& c) {
                 p.tp, p.cp, p.pp, p.ep, p.dp);
   TESSERA_CHECK(c.train.precision == Precision::fp32,
                 "train.precision: bf16 needs the CUDA backend; the CPU reference trains in fp32");
-  TESSERA_CHECK(c.data.path.empty(),
-                "data.path: packed HDF5 datasets arrive with the data pipeline; leave it empty to train on "
-                "synthetic data");
   return c;
 }
 

@@ -149,10 +149,13 @@ TEST(Config, KvHeadsReplicatedWhenTpIsAMultiple) {
 TEST(Config, OverridesApplyAfterTheFileAndNameThemselves) {
   const Config c = parse_config("model:\n  hidden_size: 64\n", "o.yaml",
                                 {"model.hidden_size=128", "parallel.pipeline_layers=[1,1]", "parallel.pp=2",
-                                 "data.path=/tmp/x.h5"});
+                                 "data.paths=[/tmp/x.h5, /tmp/y.h5]", "data.weights=[3, 1]"});
   EXPECT_EQ(c.model.hidden_size, 128);
   EXPECT_EQ(c.parallel.pipeline_layers, (std::vector<int>{1, 1}));
-  EXPECT_EQ(c.data.path, "/tmp/x.h5");
+  EXPECT_EQ(c.data.paths, (std::vector<std::string>{"/tmp/x.h5", "/tmp/y.h5"}));
+  EXPECT_EQ(c.data.weights, (std::vector<double>{3.0, 1.0}));
+  const std::string weights = error_of([] { parse_config("", "o.yaml", {"data.paths=[a.h5]", "data.weights=[1, 2]"}); });
+  EXPECT_NE(weights.find("data.weights: has 2 entries but data.paths has 1"), std::string::npos) << weights;
 
   const std::string bad = error_of([] { parse_config("", "o.yaml", {"model.hidden_size=abc"}); });
   EXPECT_NE(bad.find("--set model.hidden_size=abc: model.hidden_size: expected an integer"), std::string::npos) << bad;
@@ -166,7 +169,7 @@ TEST(Config, OverridesApplyAfterTheFileAndNameThemselves) {
 
 TEST(Config, ResolvedYamlRoundTrips) {
   Config c = parse_config("model:\n  rope_theta: 1000000.0\n  init_std: 0.0123456789\n  name: \"a: b\"\n", "x",
-                          {"optim.lr=1.5e-4", "data.path="});
+                          {"optim.lr=1.5e-4", "data.paths=[\"a b.h5\", c.h5]", "data.tokenizer="});
   const std::string yaml = to_yaml(c);
   const Config again = parse_config(yaml, "resolved");
   EXPECT_EQ(to_yaml(again), yaml);

@@ -65,7 +65,6 @@ TEST(Trainer, MicrobatchSplitDoesNotChangeTheStep) {
 TEST(Trainer, RefusesWhatOneCpuProcessCannotDo) {
   EXPECT_THROW(Trainer(tiny("tiny-dense", {"parallel.tp=2"})), Error);
   EXPECT_THROW(Trainer(tiny("tiny-dense", {"train.precision=bf16"})), Error);
-  EXPECT_THROW(Trainer(tiny("tiny-dense", {"data.path=/x.h5"})), Error);
 }
 
 }  // namespace

@@ -59,7 +59,9 @@ struct ParallelConfig {
 };
 
 struct DataConfig {
-  std::string path;  // empty: synthetic tokens
+  std::vector<std::string> paths;  // empty: synthetic tokens
+  std::vector<double> weights;     // empty: by rows
+  std::string tokenizer;           // empty: not checked
   int64_t seq_length = 4096;
 };
 
