@@ -36,6 +36,24 @@ mpirun --oversubscribe -np 8 "$tessera" grid -c configs/tiny-moe.yaml --set para
 echo "rank 5 wrote:"
 cat "$run_dir/logs/rank-00005.log"
 
+tokenizer=../shared/data/qwen3-tokenizer
+if [ -f "$tokenizer/tokenizer.json" ]; then
+  step "pack: embedded conversations + volunteer matching (Qwen3 tokenizer, ChatML, assistant labels) into HDF5"
+  mkdir -p runs/demo
+  "$tessera" pack --input data/embedded/conversations.jsonl,data/embedded/matching.jsonl --tokenizer "$tokenizer" \
+    --seq-length 2048 --output runs/demo/embedded-text.h5
+  "$tessera" inspect runs/demo/embedded-text.h5
+  step "pack: embedded multimodal samples (certificate photos, drill videos → Qwen2-VL patches)"
+  "$tessera" pack --input data/embedded/multimodal.jsonl --tokenizer "$tokenizer" --seq-length 4096 \
+    --output runs/demo/embedded-vision.h5
+  "$tessera" inspect runs/demo/embedded-vision.h5 --row 0 --tokenizer "$tokenizer" > runs/demo/vision-row0.txt
+  head -c 1800 runs/demo/vision-row0.txt; echo " …"
+  step "train: SFT of a tiny Qwen3-vocabulary model on the packed embedded data (loader → decoder → AdamW)"
+  "$tessera" train -c configs/demo-sft.yaml
+else
+  step "pack/train on the embedded data: SKIPPED — the Qwen3 tokenizer is not at $tokenizer"
+fi
+
 step "train: tiny-dense, one process, CPU fp32, synthetic packed data (loss falls)"
 "$tessera" train -c configs/tiny-dense.yaml --set logging.run_dir=runs/demo-train-dense
 step "train: tiny-moe (8 experts, top-2, aux loss)"

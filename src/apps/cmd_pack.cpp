@@ -133,10 +133,20 @@ void add_pack_command(CLI::App& app) {
       if (o->on_error == "fail") TESSERA_FAIL("{} (nothing written; --on-error skip counts such samples instead)", errors[i]);
       if (skipped++ < 5) std::cerr << "pack: skipped " << errors[i] << "\n";
     }
+    // A sample whose labelled tokens all lie beyond seq_length would train nothing once truncated: it is
+    // dropped here and counted, whatever --on-error says (it is a length policy outcome, not bad input).
+    const auto overlong = data::overlong_policy_from_string(o->overlong);
+    size_t nothing_to_learn = 0;
+    if (overlong == data::OverlongPolicy::truncate)
+      std::erase_if(samples, [&](const data::Sample& s) {
+        const int64_t kept = std::min(s.length(), data::truncation_length(s, o->seq_length));
+        const bool learns = std::find(s.labels.begin(), s.labels.begin() + kept, 1) != s.labels.begin() + kept;
+        nothing_to_learn += learns ? 0 : 1;
+        return !learns;
+      });
     TESSERA_CHECK(!samples.empty(), "pack: no usable sample in {}", fmt::join(o->inputs, ", "));
 
     const auto policy = o->policy == "bfd" ? data::PackPolicy::best_fit_decreasing : data::PackPolicy::greedy;
-    const auto overlong = data::overlong_policy_from_string(o->overlong);
     const data::PackPlan plan = data::plan_packing(std::span<const data::Sample>(samples), o->seq_length, policy, overlong);
     const data::PackPlan baseline =
         data::plan_packing(std::span<const data::Sample>(samples), o->seq_length, data::PackPolicy::greedy, overlong);
@@ -153,10 +163,11 @@ void add_pack_command(CLI::App& app) {
     std::cout << fmt::format(
         "pack: {} samples ({} skipped) → {} rows of {} tokens in {}\n"
         "      fill {:.2f}% ({} real tokens / {} slots; greedy baseline {:.2f}% in {} rows)\n"
-        "      truncated {}, dropped {}, vision items {} ({} patches)\n"
+        "      truncated {}, dropped {} (+{} with no labelled token within seq_length), vision items {} ({} patches)\n"
         "      tokenizer sha256 {}; {:.1f} s, {:.0f} samples/s\n",
         samples.size(), skipped, r.rows, o->seq_length, o->output, 100.0 * r.fill(), r.real_tokens, r.slots,
-        100.0 * baseline.report.fill(), baseline.report.rows, r.truncated, r.dropped, written.vision_items,
+        100.0 * baseline.report.fill(), baseline.report.rows, r.truncated, r.dropped, nothing_to_learn,
+        written.vision_items,
         written.patches, written.tokenizer_sha256, seconds, static_cast<double>(lines.size()) / seconds);
   });
 }

@@ -42,7 +42,8 @@ StepStats Trainer::step(const std::vector<model::Batch>& microbatches) {
     stats.targets += mb.num_targets();
     stats.tokens += mb.tokens();
   }
-  TESSERA_CHECK(stats.targets > 0, "step {}: no token of the batch has a target", stats.step);
+  TESSERA_CHECK(stats.targets > 0, "step {}: no token of its {} microbatch(es) carries a loss label (check the data's "
+                "labels, or pack it so that no sample loses all its labelled tokens)", stats.step, microbatches.size());
   // The loss is the mean over every target of the step, however the step is split into microbatches.
   const float ce_scale = 1.0f / static_cast<float>(stats.targets);
   const auto aux_scale =
