@@ -19,6 +19,7 @@
 
 #include "commands.hpp"
 #include "tessera/core/error.hpp"
+#include "tessera/core/file.hpp"
 #include "tessera/data/jsonl_samples.hpp"
 #include "tessera/data/packed_dataset.hpp"
 #include "tessera/data/packer.hpp"
@@ -31,15 +32,6 @@ struct Line {
   int64_t number = 0;  // 1-based
   std::string text;
 };
-
-std::string read_whole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) TESSERA_FAIL("{}: cannot open: {}", path, std::strerror(errno));
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) TESSERA_FAIL("{}: read error: {}", path, std::strerror(errno));
-  return s.str();
-}
 
 void progress(size_t done, size_t total, double seconds) {
   const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
@@ -84,7 +76,7 @@ void add_pack_command(CLI::App& app) {
     std::vector<Line> lines;
     nlohmann::json checksums = nlohmann::json::object();
     for (size_t f = 0; f < o->inputs.size(); ++f) {
-      const std::string text = read_whole(o->inputs[f]);
+      const std::string text = read_file(o->inputs[f]);
       checksums[o->inputs[f]] = "sha256:" + data::sha256_hex(text);
       std::istringstream stream(text);
       std::string line;

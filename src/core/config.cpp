@@ -12,6 +12,7 @@
 #include "config_enums.hpp"
 #include "config_schema.hpp"
 #include "tessera/core/error.hpp"
+#include "tessera/core/file.hpp"
 
 namespace tessera {
 namespace {
@@ -205,12 +206,7 @@ Config load(const std::string& text, const std::string& source, const std::vecto
 }  // namespace
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) TESSERA_FAIL("{}: cannot open config file: {}", path, std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) TESSERA_FAIL("{}: read error: {}", path, std::strerror(errno));
-  return load(text.str(), path, overrides);
+  return load(read_file(path), path, overrides);
 }
 
 Config parse_config(const std::string& yaml_text, const std::string& source_name,

@@ -10,6 +10,7 @@
 
 #include "bpe_model.hpp"
 #include "tessera/core/error.hpp"
+#include "tessera/core/file.hpp"
 #include "tokenizer_added_tokens.hpp"
 #include "tokenizer_byte_level.hpp"
 #include "tokenizer_components.hpp"
@@ -45,15 +46,6 @@ std::string decoded_bytes(std::string_view token) {
   std::string bytes;
   if (byte_level::to_bytes(token, bytes)) return bytes;
   return std::string(token);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  TESSERA_CHECK(in.good(), "{}: cannot open the tokenizer file", path);
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  TESSERA_CHECK(!in.bad(), "{}: error while reading the tokenizer file", path);
-  return std::move(bytes).str();
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "tessera/core/error.hpp"
+#include "tessera/core/file.hpp"
 #include "tessera/io/atomic_file.hpp"
 #include "tessera/io/hf_tensor_dir.hpp"
 #include "tessera/io/safetensors.hpp"
@@ -80,14 +81,6 @@ class Reader {
   std::string source_;
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) TESSERA_FAIL("{}: cannot open: {}", path, std::strerror(errno));
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) TESSERA_FAIL("{}: read error: {}", path, std::strerror(errno));
-  return s.str();
-}
 
 }  // namespace
 
@@ -189,7 +182,7 @@ ModelConfig read_hf_config(const std::string& dir) {
   const std::string path = fs::is_directory(dir) ? (fs::path(dir) / "config.json").string() : dir;
   json j;
   try {
-    j = json::parse(read_text(path));
+    j = json::parse(read_file(path));
   } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers too large
     TESSERA_FAIL("{}: not valid JSON: {}", path, e.what());
   }

@@ -18,6 +18,7 @@
 
 #include "tessera/core/error.hpp"
 #include "tessera/dist/mpi_communicator.hpp"
+#include "../unit/test_support.hpp"
 
 namespace tessera::dist {
 namespace {
@@ -57,15 +58,7 @@ std::int64_t big_value(int world, std::size_t i) {
   return (std::int64_t{world + 1} << 40) + static_cast<std::int64_t>(i);  // beyond int32 on purpose
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected tessera::Error";
-  return "";
-}
+using tessera::testing::error_of;
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

@@ -182,7 +182,7 @@ TEST(Config, ResolvedYamlRoundTrips) {
 
 TEST(Config, MissingFileIsAClearError) {
   const std::string msg = error_of([] { load_config("/nonexistent/tessera.yaml"); });
-  EXPECT_NE(msg.find("/nonexistent/tessera.yaml: cannot open config file"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("/nonexistent/tessera.yaml: cannot open"), std::string::npos) << msg;
 }
 
 TEST(Config, EveryShippedPresetLoads) {
