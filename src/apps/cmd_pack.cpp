@@ -47,6 +47,7 @@ void add_pack_command(CLI::App& app) {
     std::vector<std::string> inputs;
     std::string tokenizer, output, policy = "bfd", overlong = "truncate", on_error = "fail";
     int64_t seq_length = 0, min_pixels = 56 * 56, max_pixels = 28 * 28 * 1280;
+    double video_source_fps = 2.0, video_fps = 2.0;
     unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     int deflate = 0;
   };
@@ -66,6 +67,10 @@ void add_pack_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "Worker threads")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--min-pixels", o->min_pixels, "Qwen2-VL smart_resize lower bound")->capture_default_str();
   cmd->add_option("--max-pixels", o->max_pixels, "Qwen2-VL smart_resize upper bound")->capture_default_str();
+  cmd->add_option("--video-source-fps", o->video_source_fps, "Rate the listed video frames were captured at")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--video-fps", o->video_fps, "Rate video frames are sampled at for the model")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--deflate", o->deflate, "gzip level for the HDF5 chunks (0 = none)")->capture_default_str()
       ->check(CLI::Range(0, 9));
   cmd->callback([o] {
@@ -96,6 +101,8 @@ void add_pack_command(CLI::App& app) {
           options.base_dir = std::filesystem::path(o->inputs[l.file]).parent_path().string();
           options.vision.min_pixels = o->min_pixels;
           options.vision.max_pixels = o->max_pixels;
+          options.video_source_fps = o->video_source_fps;
+          options.video_fps = o->video_fps;
           const data::SampleBuilder builder(tokenizer, options);
           built[i] = builder.build(data::parse_sample_line(l.text, where), where, static_cast<uint64_t>(l.number));
         } catch (const Error& e) {

@@ -1,6 +1,8 @@
 #include "tessera/io/hf_model.hpp"
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -242,26 +244,39 @@ void load_hf_weights(const std::string& dir, model::ParameterStore& store) {
     const TensorInfo& info = files.info(spec.hf_name);
     TESSERA_CHECK(info.shape == spec.shape, "{}: tensor {} has shape [{}], the config needs [{}]", dir, spec.hf_name,
                   fmt::join(info.shape, ", "), fmt::join(spec.shape, ", "));
+    TESSERA_CHECK(info.dtype == DType::f32 || info.dtype == DType::bf16 || info.dtype == DType::f16,
+                  "{}: tensor {} is stored as {}, not a floating-point weight type", dir, spec.hf_name,
+                  dtype_name(info.dtype));
     files.read_f32_into(spec.hf_name, store.value(i));
+    store.set_dtype(i, info.dtype);
   }
   for (const auto& name : files.names())
     TESSERA_CHECK(expected.contains(name), "{}: tensor {} is not part of the model the config describes", dir, name);
 }
 
 void export_hf_model(const std::string& dir, const ModelConfig& config, const model::ParameterStore& store,
-                     DType dtype, uint64_t max_shard_bytes) {
-  TESSERA_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16,
-                "export: weights can be stored as F32, BF16 or F16, not {}", dtype_name(dtype));
+                     std::optional<DType> dtype, uint64_t max_shard_bytes) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   TESSERA_CHECK(!ec, "export: cannot create {}: {}", dir, ec.message());
   std::vector<WriteTensor> tensors;
   tensors.reserve(store.size());
-  for (size_t i = 0; i < store.size(); ++i)
-    tensors.push_back(tensor_from_f32(store.spec(i).hf_name, store.spec(i).shape, store.value(i), dtype));
+  std::map<DType, size_t> counts;
+  for (size_t i = 0; i < store.size(); ++i) {
+    const DType stored = dtype.value_or(store.spec(i).dtype);
+    TESSERA_CHECK(stored == DType::f32 || stored == DType::bf16 || stored == DType::f16,
+                  "export: {} would be stored as {}; weights can be F32, BF16 or F16", store.spec(i).hf_name,
+                  dtype_name(stored));
+    ++counts[stored];
+    tensors.push_back(tensor_from_f32(store.spec(i).hf_name, store.spec(i).shape, store.value(i), stored));
+  }
   write_hf_tensor_dir(dir, tensors, max_shard_bytes);
   json j = hf_config_from_model(config);
-  j["torch_dtype"] = dtype == DType::f32 ? "float32" : dtype == DType::bf16 ? "bfloat16" : "float16";
+  // torch_dtype names the dtype most tensors are stored in (transformers loads each tensor as stored).
+  const DType common = std::max_element(counts.begin(), counts.end(), [](auto& a, auto& b) {
+                         return a.second < b.second;
+                       })->first;
+  j["torch_dtype"] = common == DType::f32 ? "float32" : common == DType::bf16 ? "bfloat16" : "float16";
   const std::string text = j.dump(2) + "\n";
   write_file_atomically((fs::path(dir) / "config.json").string(), [&](std::FILE* f) {
     TESSERA_CHECK(std::fwrite(text.data(), 1, text.size(), f) == text.size(), "export: writing config.json in {} failed",

@@ -46,6 +46,7 @@ TEST_F(HfModel, ExportRoundTripsExactlyInF32AndRoundsInBf16) {
     const ModelConfig config = read_hf_config(kGolden + name);
     model::ParameterStore original(model::parameter_specs(config), false);
     load_hf_weights(kGolden + name, original);
+    EXPECT_EQ(original.spec(0).dtype, DType::f32) << "golden files are stored in F32";
 
     const std::string f32_dir = (dir_ / (std::string(name) + "-f32")).string();
     export_hf_model(f32_dir, config, original, DType::f32, 100'000);  // small shards: exercise the index
@@ -54,6 +55,10 @@ TEST_F(HfModel, ExportRoundTripsExactlyInF32AndRoundsInBf16) {
     model::ParameterStore reloaded(model::parameter_specs(again), false);
     load_hf_weights(f32_dir, reloaded);
     ASSERT_EQ(reloaded.values().size(), original.values().size());
+    // Without a dtype, export keeps each tensor's recorded one.
+    const std::string kept_dir = (dir_ / (std::string(name) + "-kept")).string();
+    export_hf_model(kept_dir, config, original);
+    EXPECT_EQ(HfTensorDir::open(kept_dir).info(original.spec(0).hf_name).dtype, DType::f32) << name;
     EXPECT_TRUE(std::equal(original.values().begin(), original.values().end(), reloaded.values().begin())) << name;
 
     const std::string bf16_dir = (dir_ / (std::string(name) + "-bf16")).string();

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 
 #include "tessera/core/config.hpp"
@@ -24,12 +25,14 @@ ModelConfig model_config_from_hf(const nlohmann::json& config, const std::string
 nlohmann::json hf_config_from_model(const ModelConfig& config);
 
 // Loads every tensor of store.specs() from the directory's safetensors (single or sharded), converting
-// bf16/f16 to fp32; refuses missing, extra or mis-shaped tensors by name.
+// bf16/f16 to fp32 and recording each tensor's stored dtype in its spec; refuses missing, extra or
+// mis-shaped tensors by name.
 void load_hf_weights(const std::string& dir, model::ParameterStore& store);
 
-// Writes config.json and the weights (as `dtype`: f32 or bf16) in shards of at most max_shard_bytes,
-// with model.safetensors.index.json when sharded. The directory is created if needed.
+// Writes config.json and the weights in shards of at most max_shard_bytes, with
+// model.safetensors.index.json when sharded; the directory is created if needed. Each tensor is stored as
+// `dtype` (F32, BF16 or F16) or, without one, as its spec's dtype.
 void export_hf_model(const std::string& dir, const ModelConfig& config, const model::ParameterStore& store,
-                     DType dtype = DType::bf16, uint64_t max_shard_bytes = 5'000'000'000ULL);
+                     std::optional<DType> dtype = std::nullopt, uint64_t max_shard_bytes = 5'000'000'000ULL);
 
 }  // namespace tessera::io

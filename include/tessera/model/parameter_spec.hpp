@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tessera/core/config.hpp"
+#include "tessera/core/dtype.hpp"
 
 namespace tessera::model {
 
@@ -38,6 +39,9 @@ struct ParameterSpec {
   int expert = -1;  // routed expert index, -1 for non-expert tensors
   bool weight_decay = true;  // false for norms and biases (decoupled AdamW skips them)
   Role role = Role::embedding;
+  // How the tensor is stored outside training (HF files, GPU weights): bf16 unless an imported checkpoint
+  // said otherwise. Training keeps fp32 master values whatever this says.
+  DType dtype = DType::bf16;
 
   int64_t numel() const;
   bool is_expert() const { return expert >= 0; }

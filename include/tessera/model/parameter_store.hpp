@@ -22,6 +22,8 @@ class ParameterStore {
   size_t size() const { return specs_.size(); }
   const ParameterSpec& spec(size_t i) const { return specs_.at(i); }
   const std::vector<ParameterSpec>& specs() const { return specs_; }
+  // Records the storage dtype a checkpoint gave tensor i (the spec's only field that import may change).
+  void set_dtype(size_t i, DType dtype) { specs_.at(i).dtype = dtype; }
   std::optional<size_t> find(std::string_view hf_name) const;
   // The tensor with this role (layer and expert as in the spec; -1 where not applicable), or nullopt.
   std::optional<size_t> find(Role role, int layer = -1, int expert = -1) const;
