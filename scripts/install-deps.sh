@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev
   libpcre2-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev
+  python3-h5py
 )
 
 missing=()
