@@ -36,7 +36,9 @@ mpirun --oversubscribe -np 8 "$tessera" grid -c configs/tiny-moe.yaml --set para
 echo "rank 5 wrote:"
 cat "$run_dir/logs/rank-00005.log"
 
+# The shared Qwen3 tokenizer when present, else the bundled copy CMake extracted (same bytes).
 tokenizer=../shared/data/qwen3-tokenizer
+[ -f "$tokenizer/tokenizer.json" ] || tokenizer="$build/data/qwen3-tokenizer"
 if [ -f "$tokenizer/tokenizer.json" ]; then
   step "pack: embedded conversations + volunteer matching (Qwen3 tokenizer, ChatML, assistant labels) into HDF5"
   mkdir -p runs/demo
@@ -49,7 +51,7 @@ if [ -f "$tokenizer/tokenizer.json" ]; then
   "$tessera" inspect runs/demo/embedded-vision.h5 --row 0 --tokenizer "$tokenizer" > runs/demo/vision-row0.txt
   head -c 1800 runs/demo/vision-row0.txt; echo " …"
   step "train: SFT of a tiny Qwen3-vocabulary model on the packed embedded data (loader → decoder → AdamW)"
-  "$tessera" train -c configs/demo-sft.yaml
+  "$tessera" train -c configs/demo-sft.yaml --set "data.tokenizer=$tokenizer"
 else
   step "pack/train on the embedded data: SKIPPED — the Qwen3 tokenizer is not at $tokenizer"
 fi

@@ -17,6 +17,7 @@
 #include "tessera/core/error.hpp"
 #include "tessera/data/chat_template.hpp"
 #include "tessera/data/tokenizer.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -25,7 +26,7 @@ using namespace tessera::data;
 using ojson = nlohmann::ordered_json;
 
 const std::string kGoldenFile = std::string(TESSERA_SOURCE_DIR) + "/tests/golden/chat/conversations.json";
-const std::string kQwenDir = std::string(TESSERA_SOURCE_DIR) + "/../shared/data/qwen3-tokenizer";
+const std::string kQwenDir = tessera::testing::qwen3_tokenizer_dir();
 
 // ordered_json: the tool schemas and arguments must keep the key order json.dumps saw.
 const ojson& golden() {

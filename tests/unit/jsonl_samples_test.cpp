@@ -11,7 +11,7 @@ namespace tessera::data {
 namespace {
 
 using testing::error_of;
-const std::string kTokenizer = std::string(TESSERA_SOURCE_DIR) + "/../shared/data/qwen3-tokenizer";
+const std::string kTokenizer = tessera::testing::qwen3_tokenizer_dir();
 const std::string kEmbedded = std::string(TESSERA_SOURCE_DIR) + "/data/embedded";
 
 TEST(JsonlSampleParser, ReadsMessagesImagesVideosAndIgnoresMetadata) {

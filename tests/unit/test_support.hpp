@@ -31,6 +31,14 @@ inline std::string read_text(const std::string& path) {
   return s.str();
 }
 
+// The Qwen3 tokenizer directory: the project's shared copy when present, else the one CMake extracted
+// from data/tokenizers (the same bytes, hash-checked at configure time).
+inline std::string qwen3_tokenizer_dir() {
+  const std::string shared = std::string(TESSERA_SOURCE_DIR) + "/../shared/data/qwen3-tokenizer";
+  if (std::filesystem::exists(shared + "/tokenizer.json")) return shared;
+  return TESSERA_BUNDLED_TOKENIZER;
+}
+
 // A fresh directory under the system temp dir, named after the running test, removed afterwards.
 class TempDirTest : public ::testing::Test {
  protected:

@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 using tessera::data::Tokenizer;
 
 const std::string kGolden = std::string(TESSERA_SOURCE_DIR) + "/tests/golden/tokenizer";
-const std::string kQwenDir = std::string(TESSERA_SOURCE_DIR) + "/../shared/data/qwen3-tokenizer";
+const std::string kQwenDir = tessera::testing::qwen3_tokenizer_dir();
 
 std::string read_gz(const std::string& path) {
   gzFile file = gzopen(path.c_str(), "rb");
