@@ -3,7 +3,10 @@
 #include <cmath>
 #include <numbers>
 
+#include <algorithm>
+
 #include "tessera/core/error.hpp"
+#include "tessera/train/tree_sum.hpp"
 
 namespace tessera::train {
 
@@ -18,9 +21,8 @@ double learning_rate(const OptimConfig& o, int64_t total_steps, int64_t step) {
 }
 
 double global_grad_norm(std::span<const float> grads) {
-  double sum = 0;
-  for (const float g : grads) sum += static_cast<double>(g) * g;
-  return std::sqrt(sum);
+  const std::vector<double> blocks = block_square_sums(grads);
+  return std::sqrt(sum_in_order(blocks));
 }
 
 float clip_grad_norm(std::span<float> grads, double norm, double max_norm) {
@@ -32,13 +34,21 @@ float clip_grad_norm(std::span<float> grads, double norm, double max_norm) {
   return scale;
 }
 
-AdamW::AdamW(const OptimConfig& config, const model::ParameterStore& store)
-    : config_(config), m_(store.values().size(), 0.0f), v_(store.values().size(), 0.0f) {
+AdamW::AdamW(const OptimConfig& config, const model::ParameterStore& store, size_t begin, size_t end)
+    : config_(config), begin_(begin), end_(std::min(end, store.values().size())) {
+  TESSERA_CHECK(begin_ <= end_, "optimizer range [{}, {}) is empty or reversed", begin, end);
+  m_.assign(end_ - begin_, 0.0f);
+  v_.assign(end_ - begin_, 0.0f);
   for (size_t i = 0; i < store.size(); ++i) decay_.push_back(store.spec(i).weight_decay ? 1 : 0);
 }
 
 void AdamW::step(model::ParameterStore& store, double lr) {
-  TESSERA_CHECK(store.values().size() == m_.size(), "optimizer state does not match the parameter store");
+  step_range(store, std::span<const float>(store.grads()).subspan(begin_, end_ - begin_), lr);
+}
+
+void AdamW::step_range(model::ParameterStore& store, std::span<const float> grads, double lr) {
+  TESSERA_CHECK(grads.size() == end_ - begin_, "optimizer owns {} values but got {} gradients", end_ - begin_,
+                grads.size());
   ++steps_;
   const double b1 = config_.beta1, b2 = config_.beta2;
   const double bias1 = 1.0 - std::pow(b1, static_cast<double>(steps_));
@@ -48,12 +58,15 @@ void AdamW::step(model::ParameterStore& store, double lr) {
   const auto fb1 = static_cast<float>(b1), fb2 = static_cast<float>(b2);
   const auto bias2 = static_cast<float>(bias2_sqrt);
   for (size_t t = 0; t < store.size(); ++t) {
+    // The part of tensor t inside the owned range.
+    const size_t first = std::max(store.offset(t), begin_), last = std::min(store.offset(t) + store.numel(t), end_);
+    if (first >= last) continue;
     const auto decay = decay_[t] ? static_cast<float>(1.0 - lr * config_.weight_decay) : 1.0f;
-    float* p = store.value(t).data();
-    const float* g = store.grad(t).data();
-    const size_t base = store.offset(t), n = store.numel(t);
-    float* m = m_.data() + base;
-    float* v = v_.data() + base;
+    float* p = store.values().data() + first;
+    const float* g = grads.data() + (first - begin_);
+    const size_t n = last - first;
+    float* m = m_.data() + (first - begin_);
+    float* v = v_.data() + (first - begin_);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; ++i) {
       p[i] *= decay;

@@ -30,7 +30,7 @@ Trainer::Trainer(const Config& config)
       store_(model::parameter_specs(config.model)),
       decoder_(config.model, store_, config.train.micro_batch_size * config.data.seq_length, config.data.seq_length,
                config.train.recompute),
-      optimizer_(config.optim, store_) {
+      optimizer_(config.optim, store_), accumulator_(store_.grads().size()) {
   model::initialize_parameters(store_, config.model.init_std, config.train.seed);
 }
 
@@ -49,14 +49,18 @@ StepStats Trainer::step(const std::vector<model::Batch>& microbatches) {
   const auto aux_scale =
       static_cast<float>(config_.model.router_aux_loss_coef / static_cast<double>(microbatches.size()));
   const auto z_scale = static_cast<float>(config_.model.router_z_loss_coef / static_cast<double>(microbatches.size()));
-  store_.zero_grads();
+  // Each microbatch's gradient is summed in the fixed tree order (tree_sum.hpp), so that any
+  // data-parallel split of the same microbatches reproduces this step bit for bit.
   for (const auto& mb : microbatches) {
+    store_.zero_grads();
     const model::ForwardLoss l = decoder_.forward(mb);
     stats.ce_loss += l.ce_sum;
     stats.aux_loss += l.aux;
     stats.z_loss += l.z;
     decoder_.backward(ce_scale, aux_scale, z_scale);
+    accumulator_.add(store_.grads());
   }
+  accumulator_.finish(store_.grads());
   stats.ce_loss /= static_cast<double>(stats.targets);
   stats.aux_loss /= static_cast<double>(microbatches.size());
   stats.z_loss /= static_cast<double>(microbatches.size());

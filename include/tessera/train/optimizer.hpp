@@ -4,6 +4,7 @@
 // flat buffers laid out like the ParameterStore, so ZeRO can later own a contiguous range of it.
 
 #include <cstdint>
+#include <cstddef>
 #include <span>
 #include <vector>
 
@@ -16,17 +17,24 @@ namespace tessera::train {
 // warmup_steps, then decay to min_lr over decay_steps (cosine, linear or none), then min_lr.
 double learning_rate(const OptimConfig& optim, int64_t total_steps, int64_t step);
 
-// sqrt(Σ g²) accumulated in double in buffer order (deterministic).
+// sqrt(Σ g²): double sums over fixed 4096-element blocks, added in order (tree_sum.hpp), so a sharded
+// computation of the same buffer gives the same bits.
 double global_grad_norm(std::span<const float> grads);
 // Scales grads by max_norm / (norm + 1e-6) when that is below 1; returns the scale applied (1 if none).
 float clip_grad_norm(std::span<float> grads, double norm, double max_norm);
 
 class AdamW {
  public:
-  AdamW(const OptimConfig& config, const model::ParameterStore& store);
+  // State for the flat parameter range [begin, end) of the store (ZeRO shards own a range; the default is
+  // everything).
+  AdamW(const OptimConfig& config, const model::ParameterStore& store, size_t begin = 0, size_t end = SIZE_MAX);
 
   // One update of every parameter with the store's gradients at learning rate `lr`.
   void step(model::ParameterStore& store, double lr);
+  // One update of the owned range from `grads` (its gradients, [begin, end)).
+  void step_range(model::ParameterStore& store, std::span<const float> grads, double lr);
+  size_t begin() const { return begin_; }
+  size_t end() const { return end_; }
   int64_t steps_taken() const { return steps_; }
   std::span<const float> exp_avg() const { return m_; }
   std::span<const float> exp_avg_sq() const { return v_; }
@@ -35,6 +43,7 @@ class AdamW {
   OptimConfig config_;
   std::vector<float> m_, v_;
   std::vector<uint8_t> decay_;  // per tensor: does weight decay apply
+  size_t begin_ = 0, end_ = 0;
   int64_t steps_ = 0;
 };
 

@@ -12,6 +12,7 @@
 #include "tessera/model/decoder.hpp"
 #include "tessera/model/parameter_store.hpp"
 #include "tessera/train/optimizer.hpp"
+#include "tessera/train/tree_sum.hpp"
 
 namespace tessera::train {
 
@@ -44,6 +45,7 @@ class Trainer {
   model::ParameterStore store_;
   model::Decoder decoder_;
   AdamW optimizer_;
+  TreeSum accumulator_;
 };
 
 // Microbatches per step for one data-parallel rank: global_batch_size / micro_batch_size (dp = 1 here).

@@ -1,0 +1,148 @@
+#include "tessera/train/data_parallel_trainer.hpp"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include "tessera/core/error.hpp"
+
+namespace tessera::train {
+namespace {
+
+const Config& checked(const Config& c, const dist::Communicator& dp) {
+  const ParallelConfig& p = c.parallel;
+  TESSERA_CHECK(p.tp == 1 && p.cp == 1 && p.pp == 1 && p.ep == 1,
+                "data-parallel training is what is built so far; the config asks for tp={} cp={} pp={} ep={}", p.tp,
+                p.cp, p.pp, p.ep);
+  TESSERA_CHECK(p.zero_stage <= 1,
+                "parallel.zero_stage {}: ZeRO-2 needs gradients reduced bucket by bucket during the backward, "
+                "which is not built yet; use 0 or 1",
+                p.zero_stage);
+  TESSERA_CHECK(c.train.precision == Precision::fp32, "train.precision: the CPU backend trains in fp32");
+  const int64_t micro = microbatches_per_step(c.train);
+  TESSERA_CHECK(micro % dp.size() == 0,
+                "train.global_batch_size / micro_batch_size = {} microbatches per step cannot be split over dp = {}",
+                micro, dp.size());
+  return c;
+}
+
+size_t padded_length(size_t n, int dp) {
+  const size_t unit = kNormBlock * static_cast<size_t>(dp);
+  return (n + unit - 1) / unit * unit;
+}
+
+// All ranks' doubles in rank order, exactly (sent as their bit patterns).
+std::vector<double> all_gather_doubles(dist::Communicator& comm, std::span<const double> local) {
+  std::vector<int64_t> bits(local.size()), all(local.size() * static_cast<size_t>(comm.size()));
+  std::memcpy(bits.data(), local.data(), local.size() * sizeof(double));
+  comm.all_gather(std::span<const int64_t>(bits), std::span<int64_t>(all))->wait();
+  std::vector<double> out(all.size());
+  std::memcpy(out.data(), all.data(), all.size() * sizeof(double));
+  return out;
+}
+
+}  // namespace
+
+DataParallelTrainer::DataParallelTrainer(const Config& config, dist::Communicator& dp)
+    : config_(checked(config, dp)),
+      dp_(dp),
+      store_(model::parameter_specs(config.model)),
+      decoder_(config.model, store_, config.train.micro_batch_size * config.data.seq_length, config.data.seq_length,
+               config.train.recompute),
+      padded_(padded_length(store_.values().size(), dp.size())),
+      chunk_(padded_ / static_cast<size_t>(dp.size())),
+      optimizer_(config.optim, store_,
+                 config.parallel.zero_stage == 0 ? 0 : std::min(chunk_ * static_cast<size_t>(dp.rank()), store_.values().size()),
+                 config.parallel.zero_stage == 0 ? SIZE_MAX : chunk_ * static_cast<size_t>(dp.rank() + 1)),
+      local_sum_(store_.values().size()),
+      rank_sum_(chunk_),
+      send_(padded_, 0.0f),
+      received_(padded_),
+      shard_(chunk_),
+      gathered_(padded_),
+      counts_(static_cast<size_t>(dp.size()), static_cast<int64_t>(chunk_)) {
+  model::initialize_parameters(store_, config.model.init_std, config.train.seed);
+}
+
+StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
+  const int dp = dp_.size();
+  const auto k = static_cast<int64_t>(local.size());
+  TESSERA_CHECK(k > 0, "a data-parallel step needs at least one microbatch per rank");
+  StepStats stats;
+  stats.step = optimizer_.steps_taken() + 1;
+  std::array<int64_t, 2> counts = {0, 0};
+  for (const auto& mb : local) {
+    counts[0] += mb.num_targets();
+    counts[1] += mb.tokens();
+  }
+  dp_.all_reduce(std::span<int64_t>(counts), dist::ReduceOp::sum)->wait();
+  stats.targets = counts[0];
+  stats.tokens = counts[1];
+  TESSERA_CHECK(stats.targets > 0, "step {}: no token of the step's microbatches carries a loss label", stats.step);
+  const double total_micro = static_cast<double>(k) * dp;
+  const float ce_scale = 1.0f / static_cast<float>(stats.targets);
+  const auto aux_scale = static_cast<float>(config_.model.router_aux_loss_coef / total_micro);
+  const auto z_scale = static_cast<float>(config_.model.router_z_loss_coef / total_micro);
+
+  std::array<double, 3> sums = {0, 0, 0};
+  for (const auto& mb : local) {
+    store_.zero_grads();
+    const model::ForwardLoss l = decoder_.forward(mb);
+    sums[0] += l.ce_sum;
+    sums[1] += l.aux;
+    sums[2] += l.z;
+    decoder_.backward(ce_scale, aux_scale, z_scale);
+    local_sum_.add(store_.grads());
+  }
+  const std::vector<double> all_sums = all_gather_doubles(dp_, sums);
+  for (int r = 0; r < dp; ++r) {
+    stats.ce_loss += all_sums[static_cast<size_t>(r) * 3];
+    stats.aux_loss += all_sums[static_cast<size_t>(r) * 3 + 1];
+    stats.z_loss += all_sums[static_cast<size_t>(r) * 3 + 2];
+  }
+  stats.ce_loss /= static_cast<double>(stats.targets);
+  stats.aux_loss /= total_micro;
+  stats.z_loss /= total_micro;
+  stats.loss = stats.ce_loss + config_.model.router_aux_loss_coef * stats.aux_loss +
+               config_.model.router_z_loss_coef * stats.z_loss;
+
+  // This rank's partial sum, padded, goes out in dp chunks; chunk r of every rank comes to rank r, which
+  // adds them in rank order as level-log2(k) nodes of the global tree.
+  local_sum_.finish(std::span<float>(send_).first(store_.values().size()));
+  dp_.all_to_all_v(send_, counts_, received_, counts_)->wait();
+  const bool exact = std::has_single_bit(static_cast<uint64_t>(k));
+  const int level = exact ? std::countr_zero(static_cast<uint64_t>(k)) : 0;
+  for (int r = 0; r < dp; ++r)
+    rank_sum_.add(std::span<const float>(received_).subspan(static_cast<size_t>(r) * chunk_, chunk_), level);
+  rank_sum_.finish(shard_);
+
+  // Global norm from every rank's block sums, in block order (chunks are whole blocks).
+  const std::vector<double> blocks = all_gather_doubles(dp_, block_square_sums(shard_));
+  stats.grad_norm = std::sqrt(sum_in_order(blocks));
+  TESSERA_CHECK(std::isfinite(stats.grad_norm), "step {}: the gradient norm is not finite (loss {})", stats.step,
+                stats.loss);
+  clip_grad_norm(shard_, stats.grad_norm, config_.optim.clip_grad);
+  stats.lr = learning_rate(config_.optim, config_.train.steps, stats.step);
+
+  const size_t n = store_.values().size();
+  if (config_.parallel.zero_stage == 0) {
+    // Every rank gets the whole reduced gradient and runs the whole (replicated) update.
+    dp_.all_gather(shard_, gathered_)->wait();
+    std::copy_n(gathered_.begin(), n, store_.grads().begin());
+    optimizer_.step(store_, stats.lr);
+  } else {
+    // Each rank updates its chunk; the updated chunks are gathered into every rank's weights.
+    const size_t begin = optimizer_.begin();
+    optimizer_.step_range(store_, std::span<const float>(shard_).first(optimizer_.end() - begin), stats.lr);
+    std::fill(shard_.begin(), shard_.end(), 0.0f);
+    std::copy(store_.values().begin() + static_cast<std::ptrdiff_t>(begin),
+              store_.values().begin() + static_cast<std::ptrdiff_t>(optimizer_.end()), shard_.begin());
+    dp_.all_gather(shard_, gathered_)->wait();
+    std::copy_n(gathered_.begin(), n, store_.values().begin());
+  }
+  return stats;
+}
+
+}  // namespace tessera::train
