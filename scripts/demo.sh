@@ -58,5 +58,8 @@ fi
 
 step "train: tiny-dense, one process, CPU fp32, synthetic packed data (loss falls)"
 "$tessera" train -c configs/tiny-dense.yaml --set logging.run_dir=runs/demo-train-dense
+step "train: the same tiny-dense run data-parallel on 2 MPI ranks with ZeRO-1 (same losses, bit for bit)"
+mpirun --oversubscribe -np 2 "$tessera" train -c configs/tiny-dense.yaml --set parallel.zero_stage=1 \
+  --set logging.run_dir=runs/demo-train-dense-dp2
 step "train: tiny-moe (8 experts, top-2, aux loss)"
 "$tessera" train -c configs/tiny-moe.yaml --set logging.run_dir=runs/demo-train-moe

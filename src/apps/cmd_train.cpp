@@ -4,7 +4,14 @@
 #include <chrono>
 #include <memory>
 
+#include <optional>
+
 #include "commands.hpp"
+#include "tessera/dist/mpi_communicator.hpp"
+#include "tessera/dist/mpi_session.hpp"
+#include "tessera/dist/process_groups.hpp"
+#include "tessera/dist/topology.hpp"
+#include "tessera/train/data_parallel_trainer.hpp"
 #include "tessera/core/config.hpp"
 #include "tessera/core/logging.hpp"
 #include "tessera/model/parameter_spec.hpp"
@@ -15,52 +22,98 @@
 
 namespace tessera::apps {
 
+namespace {
+
+dist::ParallelSizes sizes_of(const ParallelConfig& p) { return {p.tp, p.cp, p.ep, p.etp, p.dp, p.pp, p.order}; }
+
+void run_training(const dist::MpiSession& mpi, const Config& config) {
+  const int world = mpi.size(), rank = mpi.rank();
+  // One process trains with the reference Trainer; several form a data-parallel group.
+  std::optional<dist::Topology> topology;
+  std::unique_ptr<dist::ProcessGroups> groups;
+  std::unique_ptr<dist::Communicators> comms;
+  RankIdentity who{rank, 0, 0, 0, 0};
+  if (world > 1) {
+    topology = dist::Topology::build(world, sizes_of(config.parallel));
+    const dist::Coord c = topology->coord(rank);
+    who = {rank, c.tp, c.pp, c.dp, c.ep};
+    groups = std::make_unique<dist::ProcessGroups>(MPI_COMM_WORLD, *topology);
+    comms = std::make_unique<dist::Communicators>(*groups, *topology, rank);
+  }
+  const auto log = make_rank_logger(config.logging.run_dir, who, config.logging.level);
+  std::unique_ptr<train::Trainer> single;
+  std::unique_ptr<train::DataParallelTrainer> parallel;
+  if (world > 1)
+    parallel = std::make_unique<train::DataParallelTrainer>(config, comms->get(dist::Group::dp));
+  else
+    single = std::make_unique<train::Trainer>(config);
+  model::ParameterStore& params = parallel ? parallel->parameters() : single->parameters();
+
+  const ModelConfig& m = config.model;
+  const double flops_per_token = plan::training_flops_per_token(
+      model::active_parameters(m) - m.vocab_size * m.hidden_size * (m.tie_embeddings ? 0 : 1), m.num_layers,
+      m.num_attention_heads, m.resolved_head_dim(), config.data.seq_length);
+  // Packed HDF5 files when data.paths names them, else learnable synthetic rows. Every rank walks the
+  // same global order and keeps its block of each step's microbatches (microbatches r·k … r·k + k − 1),
+  // the split under which data parallelism reproduces the 1-rank run exactly.
+  const std::unique_ptr<data::Loader> loader = config.data.paths.empty() ? nullptr : train::open_training_data(config);
+  const int64_t micro = train::microbatches_per_step(config.train);
+  const int64_t per_rank = micro / world, first = per_rank * rank;
+  log->info("training {} ({} parameters) on {} rank(s) for {} steps, {} microbatch(es) of {} × {} tokens per step, {}",
+            m.name, params.values().size(), world, config.train.steps, micro, config.train.micro_batch_size,
+            config.data.seq_length,
+            loader ? fmt::format("data {} ({} rows per epoch)", fmt::join(config.data.paths, ", "), loader->rows_per_epoch())
+                   : std::string("synthetic data"));
+  for (int64_t step = 1; step <= config.train.steps; ++step) {
+    std::vector<model::Batch> batches;
+    for (int64_t i = 0; i < micro; ++i) {
+      const bool mine = i >= first && i < first + per_rank;
+      if (loader) {
+        auto rows = loader->next_batch();
+        if (mine) batches.push_back(train::batch_from_rows(rows, config.data.paths));
+      } else if (mine) {
+        batches.push_back(train::synthetic_batch(m.vocab_size, config.data.seq_length, config.train.micro_batch_size,
+                                                 config.train.seed, step, i));
+      }
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const train::StepStats s = parallel ? parallel->step(batches) : single->step(batches);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (step % config.logging.interval == 0 || step == config.train.steps) {
+      const double tokens_per_s = static_cast<double>(s.tokens) / seconds;
+      const double tflops = tokens_per_s * flops_per_token / 1e12;
+      log->info("step {:>5}/{} | loss {:.6f}{} | lr {:.3e} | grad norm {:.4f} | {:.0f} tokens/s | {:.3f} TFLOP/s "
+                "| MFU {:.2f}% of {} × {} TFLOP/s",
+                step, config.train.steps, s.loss,
+                m.is_moe() ? fmt::format(" (ce {:.4f}, aux {:.4f})", s.ce_loss, s.aux_loss) : "", s.lr, s.grad_norm,
+                tokens_per_s, tflops, 100.0 * tflops / (config.train.peak_tflops * world), world,
+                config.train.peak_tflops);
+    }
+  }
+  log->flush();
+}
+
+}  // namespace
+
 void add_train_command(CLI::App& app) {
   struct Options {
     std::string file;
     std::vector<std::string> overrides;
   };
   auto opts = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("train", "Train a model (one process, CPU fp32; packed HDF5 or synthetic data)");
+  CLI::App* cmd = app.add_subcommand(
+      "train", "Train a model, CPU fp32: one process, or data-parallel under mpirun; packed HDF5 or synthetic data");
   cmd->add_option("-c,--config", opts->file, "YAML config file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--set", opts->overrides, "Override a field: section.key=value (repeatable)");
   cmd->callback([opts] {
-    const Config config = load_config(opts->file, opts->overrides);
-    const auto log = make_rank_logger(config.logging.run_dir, {}, config.logging.level);
-    train::Trainer trainer(config);
-    const ModelConfig& m = config.model;
-    const double flops_per_token = plan::training_flops_per_token(
-        model::active_parameters(m) - m.vocab_size * m.hidden_size * (m.tie_embeddings ? 0 : 1), m.num_layers,
-        m.num_attention_heads, m.resolved_head_dim(), config.data.seq_length);
-    // Packed HDF5 files when data.paths names them, else learnable synthetic rows.
-    const std::unique_ptr<data::Loader> loader = config.data.paths.empty() ? nullptr : train::open_training_data(config);
-    log->info("training {} ({} parameters) for {} steps, {} microbatch(es) of {} × {} tokens, {}", m.name,
-              trainer.parameters().values().size(), config.train.steps, train::microbatches_per_step(config.train),
-              config.train.micro_batch_size, config.data.seq_length,
-              loader ? fmt::format("data {} ({} rows per epoch)", fmt::join(config.data.paths, ", "),
-                                   loader->rows_per_epoch())
-                     : std::string("synthetic data"));
-    const int64_t micro = train::microbatches_per_step(config.train);
-    for (int64_t step = 1; step <= config.train.steps; ++step) {
-      std::vector<model::Batch> batches;
-      for (int64_t i = 0; i < micro; ++i)
-        batches.push_back(loader ? train::batch_from_rows(loader->next_batch(), config.data.paths)
-                                 : train::synthetic_batch(m.vocab_size, config.data.seq_length,
-                                                          config.train.micro_batch_size, config.train.seed, step, i));
-      const auto start = std::chrono::steady_clock::now();
-      const train::StepStats s = trainer.step(batches);
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (step % config.logging.interval == 0 || step == config.train.steps) {
-        const double tokens_per_s = static_cast<double>(s.tokens) / seconds;
-        const double tflops = tokens_per_s * flops_per_token / 1e12;
-        log->info("step {:>5}/{} | loss {:.4f}{} | lr {:.3e} | grad norm {:.3f} | {:.0f} tokens/s | {:.3f} TFLOP/s "
-                  "| MFU {:.2f}% of {} TFLOP/s",
-                  step, config.train.steps, s.loss,
-                  m.is_moe() ? fmt::format(" (ce {:.4f}, aux {:.4f})", s.ce_loss, s.aux_loss) : "", s.lr, s.grad_norm,
-                  tokens_per_s, tflops, 100.0 * tflops / config.train.peak_tflops, config.train.peak_tflops);
-      }
+    // Under mpirun/srun every rank runs this; alone it is a world of one.
+    const dist::MpiSession mpi(nullptr, nullptr);
+    try {
+      run_training(mpi, load_config(opts->file, opts->overrides));
+    } catch (const std::exception& e) {
+      if (mpi.size() > 1) mpi.abort_job(e.what());  // one rank's failure must not leave the others waiting
+      throw;
     }
-    log->flush();
   });
 }
 
