@@ -38,13 +38,7 @@ const ojson& golden() {
   return data;
 }
 
-const Tokenizer* qwen() {
-  static const std::unique_ptr<Tokenizer> tokenizer = []() -> std::unique_ptr<Tokenizer> {
-    if (!fs::exists(kQwenDir + "/tokenizer.json")) return nullptr;
-    return std::make_unique<Tokenizer>(Tokenizer::load(kQwenDir));
-  }();
-  return tokenizer.get();
-}
+const Tokenizer* qwen() { return tessera::testing::qwen3_tokenizer(); }
 
 #define REQUIRE_QWEN()                                                                                   \
   if (qwen() == nullptr) GTEST_SKIP() << "the Qwen3 tokenizer is not at " << kQwenDir                  \

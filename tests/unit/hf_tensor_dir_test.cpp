@@ -9,34 +9,17 @@
 
 #include "tessera/core/error.hpp"
 #include "tessera/io/hf_tensor_dir.hpp"
+#include "test_support.hpp"
 
 namespace tessera::io {
 namespace {
 
 namespace fs = std::filesystem;
 
-class HfDir : public ::testing::Test {
+class HfDir : public tessera::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           fmt::format("tessera-hf-{}-{}", ::getpid(), ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string dir() const { return dir_.string(); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
   void write_text(const std::string& name, const std::string& text) const { std::ofstream(path(name)) << text; }
   nlohmann::json read_json(const std::string& name) const { return nlohmann::json::parse(std::ifstream(path(name))); }
-
-  fs::path dir_;
 };
 
 std::vector<float> ramp(size_t n, float start) {

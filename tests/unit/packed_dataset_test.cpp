@@ -14,6 +14,7 @@
 #include "tessera/core/error.hpp"
 #include "tessera/data/packed_dataset.hpp"
 #include "tessera/data/packer.hpp"
+#include "test_support.hpp"
 
 namespace tessera::data {
 namespace {
@@ -62,25 +63,7 @@ std::vector<Sample> make_samples(size_t n, int64_t max_length, uint64_t seed, bo
   return out;
 }
 
-class PackedDatasetTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / fmt::format("tessera-pack-{}-{}", ::getpid(), info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
-  fs::path dir_;
-};
+using PackedDatasetTest = tessera::testing::TempDirTest;
 
 PackedDatasetInfo test_info() {
   PackedDatasetInfo info;

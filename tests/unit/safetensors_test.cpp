@@ -12,35 +12,14 @@
 #include "tessera/core/error.hpp"
 #include "tessera/io/atomic_file.hpp"
 #include "tessera/io/safetensors.hpp"
+#include "test_support.hpp"
 
 namespace tessera::io {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = std::string(info->test_suite_name()) + "-" + info->name();
-    for (char& c : name)
-      if (c == '/') c = '_';
-    dir_ = fs::temp_directory_path() / fmt::format("tessera-st-{}-{}", ::getpid(), name);
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
-  fs::path dir_;
-};
+using TempDir = tessera::testing::TempDirTest;
 
 std::vector<std::byte> file_image(std::string_view header, size_t data_bytes, uint64_t declared_length) {
   std::vector<std::byte> out(8);

@@ -3,12 +3,18 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
+#include <memory>
+#include <vector>
 #include <fstream>
 #include <sstream>
 #include <string>
 
 #include "tessera/core/error.hpp"
+#include "tessera/data/tokenizer.hpp"
 
 namespace tessera::testing {
 
@@ -39,17 +45,40 @@ inline std::string qwen3_tokenizer_dir() {
   return TESSERA_BUNDLED_TOKENIZER;
 }
 
-// A fresh directory under the system temp dir, named after the running test, removed afterwards.
+// The Qwen3 tokenizer, loaded once per test binary (it parses an 11 MB JSON); null when absent.
+inline const data::Tokenizer* qwen3_tokenizer() {
+  static const std::unique_ptr<data::Tokenizer> tokenizer = []() -> std::unique_ptr<data::Tokenizer> {
+    const std::string dir = qwen3_tokenizer_dir();
+    if (!std::filesystem::exists(dir + "/tokenizer.json")) return nullptr;
+    return std::make_unique<data::Tokenizer>(data::Tokenizer::load(dir));
+  }();
+  return tokenizer.get();
+}
+
+// A fresh directory under the system temp dir, named after the running test (and process, so parallel
+// ctest runs never share one), removed afterwards.
 class TempDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = std::filesystem::temp_directory_path() /
-           ("tessera-" + std::string(info->test_suite_name()) + "-" + std::string(info->name()));
+    std::string name = std::string(info->test_suite_name()) + "-" + info->name();
+    std::replace(name.begin(), name.end(), '/', '_');  // parameterised tests have '/' in their names
+    dir_ = std::filesystem::temp_directory_path() / ("tessera-" + std::to_string(::getpid()) + "-" + name);
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string dir() const { return dir_.string(); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  // File names in the directory, sorted.
+  std::vector<std::string> listing() const {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir_)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
   std::filesystem::path dir_;
 };
 

@@ -81,14 +81,7 @@ const std::vector<Document>& corpus() {
   return docs;
 }
 
-// The Qwen3 tokenizer from ../shared, loaded once (it parses an 11 MB JSON); null when absent.
-const Tokenizer* qwen() {
-  static const std::unique_ptr<Tokenizer> tokenizer = []() -> std::unique_ptr<Tokenizer> {
-    if (!fs::exists(kQwenDir + "/tokenizer.json")) return nullptr;
-    return std::make_unique<Tokenizer>(Tokenizer::load(kQwenDir));
-  }();
-  return tokenizer.get();
-}
+const Tokenizer* qwen() { return tessera::testing::qwen3_tokenizer(); }
 
 #define REQUIRE_QWEN()                                                                                   \
   if (qwen() == nullptr) GTEST_SKIP() << "the Qwen3 tokenizer is not at " << kQwenDir                  \
