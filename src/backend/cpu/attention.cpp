@@ -1,9 +1,11 @@
 // Causal GQA attention over packed samples, one (sample, head) block at a time with BLAS GEMMs on strided
-// views of the [tokens, heads, head_dim] layout. The full len×len score block is computed and its upper
-// triangle masked: twice the FLOPs of a causal kernel, far fewer seconds than scalar loops.
+// views of the [tokens, heads, head_dim] layout. Query rows go in blocks of kRowBlock; a block multiplies
+// only with the keys up to its last row, so the GEMMs do about half the square plus a diagonal strip
+// instead of the whole len×len square.
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -26,6 +28,8 @@ int64_t prob_offset(const int32_t* cu, int64_t s, int64_t Hq) {
 
 int to_int(int64_t v) { return static_cast<int>(v); }
 
+constexpr int64_t kRowBlock = 64;
+
 }  // namespace
 
 int64_t attention_probs_size(const int32_t* cu_seqlens, int64_t num_samples, int64_t Hq) {
@@ -44,25 +48,29 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
       const float* qh = q + (start * Hq + h) * D;
       const float* kh = k + (start * Hkv + kvh) * D;
       const float* vh = v + (start * Hkv + kvh) * D;
-      // P = scale · Q K^T, then a causal softmax per row.
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, to_int(len), to_int(len), to_int(D), scale, qh,
-                  to_int(Hq * D), kh, to_int(Hkv * D), 0.0f, p, to_int(len));
-      for (int64_t i = 0; i < len; ++i) {
-        float* row = p + i * len;
-        float max = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j <= i; ++j) max = std::max(max, row[j]);
-        float sum = 0;
-        for (int64_t j = 0; j <= i; ++j) {
-          row[j] = std::exp(row[j] - max);
-          sum += row[j];
+      for (int64_t r0 = 0; r0 < len; r0 += kRowBlock) {
+        const int64_t r1 = std::min(len, r0 + kRowBlock), rows = r1 - r0;
+        float* pb = p + r0 * len;
+        // P[r0:r1, 0:r1] = scale · Q[r0:r1] K[0:r1]^T, then a causal softmax per row (zero past the diagonal).
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, to_int(rows), to_int(r1), to_int(D), scale,
+                    qh + r0 * Hq * D, to_int(Hq * D), kh, to_int(Hkv * D), 0.0f, pb, to_int(len));
+        for (int64_t i = r0; i < r1; ++i) {
+          float* row = p + i * len;
+          float max = -std::numeric_limits<float>::infinity();
+          for (int64_t j = 0; j <= i; ++j) max = std::max(max, row[j]);
+          float sum = 0;
+          for (int64_t j = 0; j <= i; ++j) {
+            row[j] = std::exp(row[j] - max);
+            sum += row[j];
+          }
+          const float inv = 1.0f / sum;
+          for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
+          for (int64_t j = i + 1; j < len; ++j) row[j] = 0.0f;
         }
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
-        for (int64_t j = i + 1; j < len; ++j) row[j] = 0.0f;
+        // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, to_int(rows), to_int(D), to_int(r1), 1.0f, pb,
+                    to_int(len), vh, to_int(Hkv * D), 0.0f, out + ((start + r0) * Hq + h) * D, to_int(Hq * D));
       }
-      // O = P V
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, to_int(len), to_int(D), to_int(len), 1.0f, p,
-                  to_int(len), vh, to_int(Hkv * D), 0.0f, out + (start * Hq + h) * D, to_int(Hq * D));
     }
 }
 
@@ -79,9 +87,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   for (int64_t s = 0; s < S; ++s)
     for (int64_t kvh = 0; kvh < Hkv; ++kvh) {
       const int64_t start = cu[s], len = cu[s + 1] - cu[s];
-      // Per-thread dS block, grown to the longest sample once and reused by every later step.
+      // Per-thread dS row block (kRowBlock × len), grown to the longest sample once and reused afterwards.
       static thread_local std::vector<float> ds_block;
-      if (ds_block.size() < static_cast<size_t>(len * len)) ds_block.resize(static_cast<size_t>(len * len));
+      if (ds_block.size() < static_cast<size_t>(kRowBlock * len)) ds_block.resize(static_cast<size_t>(kRowBlock * len));
       float* ds = ds_block.data();
       const float* kh = k + (start * Hkv + kvh) * D;
       const float* vh = v + (start * Hkv + kvh) * D;
@@ -91,25 +99,30 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         const float* p = probs + prob_offset(cu, s, Hq) + h * len * len;
         const float* doh = dout + (start * Hq + h) * D;
         const float* qh = q + (start * Hq + h) * D;
-        // dV += P^T dO ; dP = dO V^T (into ds)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, to_int(len), to_int(D), to_int(len), 1.0f, p,
-                    to_int(len), doh, to_int(Hq * D), 1.0f, dvh, to_int(Hkv * D));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, to_int(len), to_int(len), to_int(D), 1.0f, doh,
-                    to_int(Hq * D), vh, to_int(Hkv * D), 0.0f, ds, to_int(len));
-        // dS_ij = P_ij (dP_ij − Σ_j P_ij dP_ij) · scale, zero above the diagonal.
-        for (int64_t i = 0; i < len; ++i) {
-          const float* prow = p + i * len;
-          float* row = ds + i * len;
-          float weighted = 0;
-          for (int64_t j = 0; j <= i; ++j) weighted += prow[j] * row[j];
-          for (int64_t j = 0; j <= i; ++j) row[j] = prow[j] * (row[j] - weighted) * scale;
-          for (int64_t j = i + 1; j < len; ++j) row[j] = 0.0f;
+        for (int64_t r0 = 0; r0 < len; r0 += kRowBlock) {
+          const int64_t r1 = std::min(len, r0 + kRowBlock), rows = r1 - r0;
+          const float* pb = p + r0 * len;
+          const float* dob = doh + r0 * Hq * D;
+          // dV[0:r1] += P_b^T dO_b ; dP_b = dO_b V[0:r1]^T (into ds, row stride len)
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, to_int(r1), to_int(D), to_int(rows), 1.0f, pb,
+                      to_int(len), dob, to_int(Hq * D), 1.0f, dvh, to_int(Hkv * D));
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, to_int(rows), to_int(r1), to_int(D), 1.0f, dob,
+                      to_int(Hq * D), vh, to_int(Hkv * D), 0.0f, ds, to_int(len));
+          // dS_ij = P_ij (dP_ij − Σ_j P_ij dP_ij) · scale, zero above the diagonal.
+          for (int64_t i = r0; i < r1; ++i) {
+            const float* prow = p + i * len;
+            float* row = ds + (i - r0) * len;
+            float weighted = 0;
+            for (int64_t j = 0; j <= i; ++j) weighted += prow[j] * row[j];
+            for (int64_t j = 0; j <= i; ++j) row[j] = prow[j] * (row[j] - weighted) * scale;
+            for (int64_t j = i + 1; j < r1; ++j) row[j] = 0.0f;
+          }
+          // dQ_b = dS_b K[0:r1] ; dK[0:r1] += dS_b^T Q_b
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, to_int(rows), to_int(D), to_int(r1), 1.0f, ds,
+                      to_int(len), kh, to_int(Hkv * D), 0.0f, dq + ((start + r0) * Hq + h) * D, to_int(Hq * D));
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, to_int(r1), to_int(D), to_int(rows), 1.0f, ds,
+                      to_int(len), qh + r0 * Hq * D, to_int(Hq * D), 1.0f, dkh, to_int(Hkv * D));
         }
-        // dQ = dS K ; dK += dS^T Q
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, to_int(len), to_int(D), to_int(len), 1.0f, ds,
-                    to_int(len), kh, to_int(Hkv * D), 0.0f, dq + (start * Hq + h) * D, to_int(Hq * D));
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, to_int(len), to_int(D), to_int(len), 1.0f, ds,
-                    to_int(len), qh, to_int(Hq * D), 1.0f, dkh, to_int(Hkv * D));
       }
     }
 }
