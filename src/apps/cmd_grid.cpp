@@ -18,12 +18,8 @@
 namespace tessera::apps {
 namespace {
 
-dist::ParallelSizes sizes_of(const ParallelConfig& p) {
-  return {p.tp, p.cp, p.ep, p.etp, p.dp, p.pp, p.order};
-}
-
 void run_grid(const dist::MpiSession& mpi, const Config& config) {
-  const dist::Topology topology = dist::Topology::build(mpi.size(), sizes_of(config.parallel));
+  const dist::Topology topology = dist::Topology::build(mpi.size(), dist::parallel_sizes(config.parallel));
   const dist::Coord c = topology.coord(mpi.rank());
   const auto log = make_rank_logger(config.logging.run_dir, {mpi.rank(), c.tp, c.pp, c.dp, c.ep},
                                     config.logging.level);

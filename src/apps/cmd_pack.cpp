@@ -89,6 +89,18 @@ void add_pack_command(CLI::App& app) {
         if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back({f, n, std::move(line)});
     }
 
+    // One builder per input: media paths are relative to that file's directory.
+    std::vector<data::SampleBuilder> builders;
+    for (const auto& input : o->inputs) {
+      data::SampleBuilderOptions options;
+      options.base_dir = std::filesystem::path(input).parent_path().string();
+      options.vision.min_pixels = o->min_pixels;
+      options.vision.max_pixels = o->max_pixels;
+      options.video_source_fps = o->video_source_fps;
+      options.video_fps = o->video_fps;
+      builders.emplace_back(tokenizer, options);
+    }
+
     std::vector<std::optional<data::Sample>> built(lines.size());
     std::vector<std::string> errors(lines.size());
     std::atomic<size_t> next{0}, done{0};
@@ -97,14 +109,8 @@ void add_pack_command(CLI::App& app) {
         const Line& l = lines[i];
         const std::string where = fmt::format("{}:{}", o->inputs[l.file], l.number);
         try {
-          data::SampleBuilderOptions options;
-          options.base_dir = std::filesystem::path(o->inputs[l.file]).parent_path().string();
-          options.vision.min_pixels = o->min_pixels;
-          options.vision.max_pixels = o->max_pixels;
-          options.video_source_fps = o->video_source_fps;
-          options.video_fps = o->video_fps;
-          const data::SampleBuilder builder(tokenizer, options);
-          built[i] = builder.build(data::parse_sample_line(l.text, where), where, static_cast<uint64_t>(l.number));
+          built[i] = builders[l.file].build(data::parse_sample_line(l.text, where), where,
+                                            static_cast<uint64_t>(l.number));
         } catch (const Error& e) {
           errors[i] = e.what();
         }

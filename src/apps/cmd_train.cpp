@@ -24,8 +24,6 @@ namespace tessera::apps {
 
 namespace {
 
-dist::ParallelSizes sizes_of(const ParallelConfig& p) { return {p.tp, p.cp, p.ep, p.etp, p.dp, p.pp, p.order}; }
-
 void run_training(const dist::MpiSession& mpi, const Config& config) {
   const int world = mpi.size(), rank = mpi.rank();
   // One process trains with the reference Trainer; several form a data-parallel group.
@@ -34,7 +32,7 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   std::unique_ptr<dist::Communicators> comms;
   RankIdentity who{rank, 0, 0, 0, 0};
   if (world > 1) {
-    topology = dist::Topology::build(world, sizes_of(config.parallel));
+    topology = dist::Topology::build(world, dist::parallel_sizes(config.parallel));
     const dist::Coord c = topology->coord(rank);
     who = {rank, c.tp, c.pp, c.dp, c.ep};
     groups = std::make_unique<dist::ProcessGroups>(MPI_COMM_WORLD, *topology);
@@ -50,9 +48,7 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   model::ParameterStore& params = parallel ? parallel->parameters() : single->parameters();
 
   const ModelConfig& m = config.model;
-  const double flops_per_token = plan::training_flops_per_token(
-      model::active_parameters(m) - m.vocab_size * m.hidden_size * (m.tie_embeddings ? 0 : 1), m.num_layers,
-      m.num_attention_heads, m.resolved_head_dim(), config.data.seq_length);
+  const double flops_per_token = plan::model_flops_per_token(m, config.data.seq_length);
   // Packed HDF5 files when data.paths names them, else learnable synthetic rows. Every rank walks the
   // same global order and keeps its block of each step's microbatches (microbatches r·k … r·k + k − 1),
   // the split under which data parallelism reproduces the 1-rank run exactly.

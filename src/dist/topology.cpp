@@ -13,6 +13,8 @@
 
 namespace tessera::dist {
 
+ParallelSizes parallel_sizes(const ParallelConfig& p) { return {p.tp, p.cp, p.ep, p.etp, p.dp, p.pp, p.order}; }
+
 namespace {
 
 constexpr std::array kAllGroups = {Group::tp,    Group::cp,     Group::dp,        Group::pp,  Group::dp_cp,

@@ -1,6 +1,7 @@
 #include "tessera/plan/memory_model.hpp"
 
 #include "tessera/core/error.hpp"
+#include "tessera/model/parameter_spec.hpp"
 
 namespace tessera::plan {
 
@@ -50,6 +51,13 @@ double training_flops_per_token(int64_t matmul_params, int64_t layers, int64_t h
   return 6.0 * static_cast<double>(matmul_params) +
          12.0 * static_cast<double>(layers) * static_cast<double>(heads) * static_cast<double>(head_dim) *
              static_cast<double>(seq_length);
+}
+
+double model_flops_per_token(const ModelConfig& m, int64_t seq_length) {
+  const int64_t embedding = m.vocab_size * m.hidden_size;
+  const int64_t matmul_params = model::active_parameters(m) - embedding + (m.tie_embeddings ? embedding : 0);
+  return training_flops_per_token(matmul_params, m.num_layers, m.num_attention_heads, m.resolved_head_dim(),
+                                  seq_length);
 }
 
 }  // namespace tessera::plan

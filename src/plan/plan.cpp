@@ -32,18 +32,6 @@ int64_t local_numel(const ParameterSpec& spec, const ModelConfig& m, int t) {
   TESSERA_FAIL("unknown split of {}", spec.hf_name);
 }
 
-dist::ParallelSizes sizes_of(const ParallelConfig& p) {
-  dist::ParallelSizes s;
-  s.tp = p.tp;
-  s.cp = p.cp;
-  s.pp = p.pp;
-  s.dp = p.dp;
-  s.ep = p.ep;
-  s.etp = p.etp;
-  s.order = p.order;
-  return s;
-}
-
 void check_divisibility(const Config& c, const dist::Topology& topo) {
   const ModelConfig& m = c.model;
   TESSERA_CHECK(m.ffn_hidden_size % topo.tp() == 0 || m.is_moe(),
@@ -84,7 +72,7 @@ Plan make_plan(const Config& config, const PlanOptions& options) {
   TESSERA_CHECK(opts.gpus_per_node >= 1, "--gpus-per-node must be ≥ 1, got {}", opts.gpus_per_node);
   TESSERA_CHECK(opts.gpu_memory_bytes > 0, "--gpu-memory must be positive");
 
-  Plan plan{config, dist::Topology::build(opts.world_size, sizes_of(p)), opts, 0, 0, 0, 0, 0, {}};
+  Plan plan{config, dist::Topology::build(opts.world_size, dist::parallel_sizes(p)), opts, 0, 0, 0, 0, 0, {}};
   const dist::Topology& topo = plan.topology;
   check_divisibility(config, topo);
 
@@ -99,12 +87,7 @@ Plan make_plan(const Config& config, const PlanOptions& options) {
   plan.total_params = model::total_parameters(m);
   plan.active_params = model::active_parameters(m);
 
-  // N of 6N: what a token multiplies with — every active weight but the embedding lookup, plus the head
-  // (which, when tied, is the embedding matrix used as a matmul).
-  const int64_t embedding = m.vocab_size * m.hidden_size;
-  const int64_t matmul_params = plan.active_params - embedding + (m.tie_embeddings ? embedding : 0);
-  plan.flops_per_token = training_flops_per_token(matmul_params, m.num_layers, m.num_attention_heads,
-                                                  m.resolved_head_dim(), config.data.seq_length);
+  plan.flops_per_token = model_flops_per_token(m, config.data.seq_length);
 
   const std::vector<int> stage_layers = layers_per_stage(m, p);
   const StateBytes bytes = state_bytes(config.train.precision);

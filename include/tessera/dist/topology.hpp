@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tessera/core/config.hpp"
+
 namespace tessera::dist {
 
 struct ParallelSizes {
@@ -25,6 +27,9 @@ struct ParallelSizes {
   int pp = 1;
   std::string order = "tp-cp-ep-dp-pp";
 };
+
+// The grid sizes a run's `parallel:` config section asks for.
+ParallelSizes parallel_sizes(const ParallelConfig& parallel);
 
 enum class Group { tp, cp, dp, pp, dp_cp, tp_cp, tp_pp, embedding, etp, ep, edp, etp_ep, etp_ep_pp };
 

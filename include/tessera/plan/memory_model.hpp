@@ -48,4 +48,9 @@ double activation_bytes_per_layer(const ActivationShape& shape);
 double training_flops_per_token(int64_t matmul_params, int64_t layers, int64_t heads, int64_t head_dim,
                                 int64_t seq_length);
 
+// 6N + 12·L·H·Q·T for a model at seq_length T, with N the parameters a token multiplies with: every
+// active weight but the embedding lookup, plus the LM head (which, when tied, is the embedding matrix
+// used as a matmul).
+double model_flops_per_token(const ModelConfig& model, int64_t seq_length);
+
 }  // namespace tessera::plan
