@@ -13,16 +13,52 @@
 #include "tessera/dist/topology.hpp"
 #include "tessera/train/data_parallel_trainer.hpp"
 #include "tessera/core/config.hpp"
+#include "tessera/core/error.hpp"
 #include "tessera/core/logging.hpp"
 #include "tessera/model/parameter_spec.hpp"
 #include "tessera/plan/memory_model.hpp"
 #include "tessera/train/packed_batches.hpp"
 #include "tessera/train/synthetic_data.hpp"
 #include "tessera/train/trainer.hpp"
+#ifdef TESSERA_HAVE_CUDA
+#include "tessera/backend/cuda/device.hpp"
+#include "tessera/backend/cuda/gpu_trainer.hpp"
+#endif
 
 namespace tessera::apps {
 
 namespace {
+
+// The GPU trainer when train.device is cuda: one GPU, the one numbered by this process's node-local rank.
+// Returns null for the CPU; refuses what this build or the GPU path cannot do yet, with the reason.
+#ifdef TESSERA_HAVE_CUDA
+std::unique_ptr<cuda::GpuTrainer> make_gpu_trainer(const Config& config, int world) {
+  if (config.train.device != Device::cuda) return nullptr;
+  TESSERA_CHECK(world == 1,
+                "train.device: cuda trains on one GPU in this build; {} ranks were started (multi-GPU training "
+                "needs the NCCL data-parallel path, not built yet)",
+                world);
+  cuda::select_device(cuda::local_rank_from_environment());
+  return std::make_unique<cuda::GpuTrainer>(config);
+}
+std::string device_memory_note(const cuda::GpuTrainer* gpu) {
+  if (!gpu) return {};
+  const cuda::DeviceMemory m = cuda::query_device_memory();
+  return fmt::format(" | GPU memory {:.2f}/{:.2f} GiB", static_cast<double>(m.total - m.free) / (1ull << 30),
+                     static_cast<double>(m.total) / (1ull << 30));
+}
+#else
+struct NoGpu {
+  train::StepStats step(const std::vector<model::Batch>&) { return {}; }
+};
+std::unique_ptr<NoGpu> make_gpu_trainer(const Config& config, int) {
+  TESSERA_CHECK(config.train.device != Device::cuda,
+                "train.device: cuda, but this tessera was built without the CUDA backend (no nvcc/NCCL at "
+                "build time); rebuild with -DTESSERA_CUDA=ON or set train.device: cpu");
+  return nullptr;
+}
+std::string device_memory_note(const NoGpu*) { return {}; }
+#endif
 
 void run_training(const dist::MpiSession& mpi, const Config& config) {
   const int world = mpi.size(), rank = mpi.rank();
@@ -39,13 +75,14 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
     comms = std::make_unique<dist::Communicators>(*groups, *topology, rank);
   }
   const auto log = make_rank_logger(config.logging.run_dir, who, config.logging.level);
+  auto gpu = make_gpu_trainer(config, world);
   std::unique_ptr<train::Trainer> single;
   std::unique_ptr<train::DataParallelTrainer> parallel;
-  if (world > 1)
+  if (!gpu && world > 1)
     parallel = std::make_unique<train::DataParallelTrainer>(config, comms->get(dist::Group::dp));
-  else
+  else if (!gpu)
     single = std::make_unique<train::Trainer>(config);
-  model::ParameterStore& params = parallel ? parallel->parameters() : single->parameters();
+  const int64_t num_params = model::total_parameters(config.model);
 
   const ModelConfig& m = config.model;
   const double flops_per_token = plan::model_flops_per_token(m, config.data.seq_length);
@@ -56,7 +93,7 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   const int64_t micro = train::microbatches_per_step(config.train);
   const int64_t per_rank = micro / world, first = per_rank * rank;
   log->info("training {} ({} parameters) on {} rank(s) for {} steps, {} microbatch(es) of {} × {} tokens per step, {}",
-            m.name, params.values().size(), world, config.train.steps, micro, config.train.micro_batch_size,
+            m.name, num_params, world, config.train.steps, micro, config.train.micro_batch_size,
             config.data.seq_length,
             loader ? fmt::format("data {} ({} rows per epoch)", fmt::join(config.data.paths, ", "), loader->rows_per_epoch())
                    : std::string("synthetic data"));
@@ -73,17 +110,17 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
       }
     }
     const auto start = std::chrono::steady_clock::now();
-    const train::StepStats s = parallel ? parallel->step(batches) : single->step(batches);
+    const train::StepStats s = gpu ? gpu->step(batches) : parallel ? parallel->step(batches) : single->step(batches);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (step % config.logging.interval == 0 || step == config.train.steps) {
       const double tokens_per_s = static_cast<double>(s.tokens) / seconds;
       const double tflops = tokens_per_s * flops_per_token / 1e12;
       log->info("step {:>5}/{} | loss {:.6f}{} | lr {:.3e} | grad norm {:.4f} | {:.0f} tokens/s | {:.3f} TFLOP/s "
-                "| MFU {:.2f}% of {} × {} TFLOP/s",
+                "| MFU {:.2f}% of {} × {} TFLOP/s{}",
                 step, config.train.steps, s.loss,
                 m.is_moe() ? fmt::format(" (ce {:.4f}, aux {:.4f})", s.ce_loss, s.aux_loss) : "", s.lr, s.grad_norm,
                 tokens_per_s, tflops, 100.0 * tflops / (config.train.peak_tflops * world), world,
-                config.train.peak_tflops);
+                config.train.peak_tflops, device_memory_note(gpu.get()));
     }
   }
   log->flush();
@@ -98,7 +135,7 @@ void add_train_command(CLI::App& app) {
   };
   auto opts = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
-      "train", "Train a model, CPU fp32: one process, or data-parallel under mpirun; packed HDF5 or synthetic data");
+      "train", "Train a model: CPU fp32 in one process or data-parallel under mpirun, or one GPU (train.device: cuda); packed HDF5 or synthetic data");
   cmd->add_option("-c,--config", opts->file, "YAML config file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--set", opts->overrides, "Override a field: section.key=value (repeatable)");
   cmd->callback([opts] {

@@ -250,6 +250,7 @@ std::string config_reference_markdown() {
 
 std::string_view to_string(Architecture v) { return config_detail::enum_name(v); }
 std::string_view to_string(Precision v) { return config_detail::enum_name(v); }
+std::string_view to_string(Device v) { return config_detail::enum_name(v); }
 std::string_view to_string(Recompute v) { return config_detail::enum_name(v); }
 
 }  // namespace tessera

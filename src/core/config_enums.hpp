@@ -19,6 +19,10 @@ struct EnumNames<Precision> {
   static constexpr std::array<std::string_view, 2> names = {"bf16", "fp32"};
 };
 template <>
+struct EnumNames<Device> {
+  static constexpr std::array<std::string_view, 2> names = {"cpu", "cuda"};
+};
+template <>
 struct EnumNames<Recompute> {
   static constexpr std::array<std::string_view, 3> names = {"none", "selective", "full"};
 };

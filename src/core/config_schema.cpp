@@ -344,6 +344,8 @@ std::vector<Field> bind_fields(Config& c) {
               "Packed rows per optimizer step over all ranks; 0 means micro_batch_size * dp.");
     s.integer("seed", t.seed, 0, "Seed of every random stream (initialisation, data order).");
     s.choice("precision", t.precision, "Compute precision; fp32 is the exact CPU reference.");
+    s.choice("device", t.device,
+             "Where the model computes: cpu (the fp32 reference) or cuda (one GPU per rank, chosen by local rank).");
     s.choice("recompute", t.recompute,
              "Activation recompute: none, selective (attention core) or full (whole layer).");
     s.real("peak_tflops", t.peak_tflops, above(0), "Peak dense TFLOP/s of one device, the denominator of MFU.");

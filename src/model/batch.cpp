@@ -58,4 +58,22 @@ Batch batch_from_hf_rows(const std::vector<int64_t>& input_ids, const std::vecto
   return b;
 }
 
+std::vector<Batch> split_rows(const Batch& batch, int64_t row_length) {
+  TESSERA_CHECK(row_length > 0 && batch.tokens() % row_length == 0, "a batch of {} tokens is not rows of {}",
+                batch.tokens(), row_length);
+  std::vector<Batch> rows(static_cast<size_t>(batch.tokens() / row_length));
+  for (auto& r : rows) r.cu_seqlens.push_back(0);
+  for (int64_t s = 0; s < batch.num_samples(); ++s) {
+    const int32_t first = batch.cu_seqlens[s], end = batch.cu_seqlens[s + 1];
+    const int64_t row = first / row_length;
+    TESSERA_CHECK((end - 1) / row_length == row, "sample {} (tokens {}..{}) crosses a row boundary", s, first, end);
+    Batch& r = rows[static_cast<size_t>(row)];
+    r.input_ids.insert(r.input_ids.end(), batch.input_ids.begin() + first, batch.input_ids.begin() + end);
+    r.position_ids.insert(r.position_ids.end(), batch.position_ids.begin() + first, batch.position_ids.begin() + end);
+    r.targets.insert(r.targets.end(), batch.targets.begin() + first, batch.targets.begin() + end);
+    r.cu_seqlens.push_back(static_cast<int32_t>(r.input_ids.size()));
+  }
+  return rows;
+}
+
 }  // namespace tessera::model

@@ -102,7 +102,10 @@ Plan make_plan(const Config& config, const PlanOptions& options) {
   act.heads = m.num_attention_heads;
   act.tp = topo.tp();
   act.sequence_parallel = p.sequence_parallel;
-  act.recompute = config.train.recompute;
+  // On the GPU, flash attention never stores the softmax: without recompute the memory is selective's.
+  act.recompute = config.train.device == Device::cuda && config.train.recompute == Recompute::none
+                      ? Recompute::selective
+                      : config.train.recompute;
   act.bytes_per_value = config.train.precision == Precision::bf16 ? 2 : 4;
   const double per_layer_activation = activation_bytes_per_layer(act);
 

@@ -25,12 +25,16 @@ double global_grad_norm(std::span<const float> grads) {
   return std::sqrt(sum_in_order(blocks));
 }
 
-float clip_grad_norm(std::span<float> grads, double norm, double max_norm) {
+float clip_coefficient(double norm, double max_norm) {
   if (max_norm <= 0) return 1.0f;
   const double coef = max_norm / (norm + 1e-6);
-  if (coef >= 1.0) return 1.0f;
-  const auto scale = static_cast<float>(coef);
-  for (float& g : grads) g *= scale;
+  return coef >= 1.0 ? 1.0f : static_cast<float>(coef);
+}
+
+float clip_grad_norm(std::span<float> grads, double norm, double max_norm) {
+  const float scale = clip_coefficient(norm, max_norm);
+  if (scale != 1.0f)
+    for (float& g : grads) g *= scale;
   return scale;
 }
 

@@ -15,7 +15,7 @@ const Config& checked(const Config& c) {
                 "for layouts)",
                 p.tp, p.cp, p.pp, p.ep, p.dp);
   TESSERA_CHECK(c.train.precision == Precision::fp32,
-                "train.precision: bf16 needs the CUDA backend; the CPU reference trains in fp32");
+                "train.precision: bf16 needs train.device: cuda; the CPU reference trains in fp32");
   return c;
 }
 

@@ -37,20 +37,9 @@ TEST(Trainer, MicrobatchSplitDoesNotChangeTheStep) {
   const Config split = tiny("tiny-dense", {"data.seq_length=32", "train.micro_batch_size=1", "train.global_batch_size=2"});
   const model::Batch both = synthetic_batch(c.model.vocab_size, 32, 2, 1, 0, 0);
   // The same two rows, cut apart at the row boundary.
-  std::vector<model::Batch> halves(2);
-  for (int r = 0; r < 2; ++r) {
-    model::Batch& h = halves[r];
-    h.cu_seqlens.push_back(0);
-    for (size_t s = 0; s + 1 < both.cu_seqlens.size(); ++s) {
-      if (both.cu_seqlens[s] < r * 32 || both.cu_seqlens[s] >= (r + 1) * 32) continue;
-      for (int32_t t = both.cu_seqlens[s]; t < both.cu_seqlens[s + 1]; ++t) {
-        h.input_ids.push_back(both.input_ids[t]);
-        h.position_ids.push_back(both.position_ids[t]);
-        h.targets.push_back(both.targets[t]);
-      }
-      h.cu_seqlens.push_back(static_cast<int32_t>(h.input_ids.size()));
-    }
-  }
+  const std::vector<model::Batch> halves = model::split_rows(both, 32);
+  ASSERT_EQ(halves.size(), 2u);
+  EXPECT_EQ(halves[0].tokens() + halves[1].tokens(), both.tokens());
   Trainer a(c), b(split);
   const StepStats sa = a.step({both});
   const StepStats sb = b.step(halves);

@@ -11,6 +11,7 @@ namespace tessera {
 
 enum class Architecture { qwen3, qwen3_moe, qwen2, llama };
 enum class Precision { bf16, fp32 };
+enum class Device { cpu, cuda };
 enum class Recompute { none, selective, full };
 enum class LrDecay { cosine, linear, constant };
 enum class LogLevel { debug, info, warn, error };
@@ -84,6 +85,7 @@ struct TrainConfig {
   int64_t global_batch_size = 0;  // 0: micro_batch_size * dp (one microbatch per step)
   uint64_t seed = 1234;
   Precision precision = Precision::bf16;
+  Device device = Device::cpu;
   Recompute recompute = Recompute::selective;
   double peak_tflops = 989.0;
 };
@@ -127,6 +129,7 @@ std::string config_reference_markdown();
 
 std::string_view to_string(Architecture);
 std::string_view to_string(Precision);
+std::string_view to_string(Device);
 std::string_view to_string(Recompute);
 
 }  // namespace tessera

@@ -23,6 +23,11 @@ struct Batch {
   void validate(int64_t vocab_size) const;
 };
 
+// The batch's rows (row_length tokens each) as separate one-row batches: the same samples, so a step over
+// them equals a step over the whole batch up to float summation order. Throws when N is not a multiple of
+// row_length or a sample crosses a row boundary.
+std::vector<Batch> split_rows(const Batch& batch, int64_t row_length);
+
 // Builds a Batch from rows in Hugging Face's convention: labels unshifted with -100 ignored, position ids
 // restarting at 0 at each packed sample start. Targets are labels shifted by one inside each row.
 Batch batch_from_hf_rows(const std::vector<int64_t>& input_ids, const std::vector<int64_t>& position_ids,

@@ -20,7 +20,10 @@ double learning_rate(const OptimConfig& optim, int64_t total_steps, int64_t step
 // sqrt(Σ g²): double sums over fixed 4096-element blocks, added in order (tree_sum.hpp), so a sharded
 // computation of the same buffer gives the same bits.
 double global_grad_norm(std::span<const float> grads);
-// Scales grads by max_norm / (norm + 1e-6) when that is below 1; returns the scale applied (1 if none).
+// The factor torch.nn.utils.clip_grad_norm_ scales gradients by: max_norm / (norm + 1e-6) when that is below
+// 1, else 1 (also when max_norm <= 0: no clipping).
+float clip_coefficient(double norm, double max_norm);
+// Scales grads by clip_coefficient(norm, max_norm); returns the scale applied.
 float clip_grad_norm(std::span<float> grads, double norm, double max_norm);
 
 class AdamW {
