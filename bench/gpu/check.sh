@@ -220,6 +220,25 @@ else
   fi
 fi
 
+# ---------------------------------------------------------------- tessera train on the GPU
+# The CLI end to end (train.device: cuda, bf16, device chosen by local rank, GPU memory in the step log).
+# It starts MPI as a singleton; the pack carries Open MPI's libraries but not its plugins, so a failure to
+# start MPI here is reported as such, not as a training failure.
+if [[ -x $BIN/tessera && ${SKIP_CLI:-0} != 1 ]]; then
+  c=$(cap 45 $((1 + 2 * ${#configs[@]})))
+  if ((c >= 10)); then
+    say "[$(elapsed)s] cli: tessera train -c configs/tiny-dense.yaml on cuda, bf16 (timeout ${c}s)"
+    timeout -k 5 "$c" env LD_LIBRARY_PATH="$TLD" OMPI_MCA_plm=isolated OMPI_MCA_btl=self "$BIN/tessera" train \
+      -c configs/tiny-dense.yaml --set train.device=cuda --set train.precision=bf16 --set train.steps=30 \
+      --set logging.interval=10 --set logging.run_dir="$OUT/cli-run" >"$OUT/cli.log" 2>&1
+    rc=$?
+    say "   rc $rc; $(grep -E 'step +(10|20|30)/' "$OUT/cli.log" | tail -3 | cut -c1-260 | tr '\n' ' ')"
+    ((rc != 0)) && tail -5 "$OUT/cli.log" | tee -a "$LOG"
+    cat "$OUT/cli.log" >>"$LOG"
+    rm -rf "$OUT/cli.log" "$OUT/cli-run"
+  fi
+fi
+
 # ---------------------------------------------------------------- the benchmarks
 BB=$BIN/tessera_gpu_bench
 n_after=$((2 * ${#configs[@]}))

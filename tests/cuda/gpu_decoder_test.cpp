@@ -103,33 +103,31 @@ TEST_P(GpuGolden, Bf16TracksCpuReference) {
 
 INSTANTIATE_TEST_SUITE_P(Models, GpuGolden, ::testing::Values("qwen3", "qwen3_moe", "qwen2", "llama"));
 
-// Four microbatches of two 64-token rows per step, so that a reordering of the microbatches changes the
-// gradient's summation order (a sum of two is the same either way round).
-Config tiny(const std::string& name, const std::string& precision) {
-  return load_config(test::source_dir() + "/configs/" + name + ".yaml",
-                     {"train.precision=" + precision, "data.seq_length=64", "train.steps=10",
-                      "train.micro_batch_size=2", "train.global_batch_size=8"});
+// Four microbatches of two 64-token rows per step: gradient accumulation is part of what is compared.
+Config tiny(const std::string& name, const std::string& precision, std::vector<std::string> more = {}) {
+  std::vector<std::string> overrides = {"train.precision=" + precision, "data.seq_length=64", "train.steps=10",
+                                        "train.micro_batch_size=2", "train.global_batch_size=8"};
+  overrides.insert(overrides.end(), more.begin(), more.end());
+  return load_config(test::source_dir() + "/configs/" + name + ".yaml", overrides);
 }
 
-std::vector<model::Batch> microbatches(const Config& c, int64_t step, bool reordered) {
+std::vector<model::Batch> microbatches(const Config& c, int64_t step) {
   std::vector<model::Batch> out;
   for (int64_t m = 0; m < train::microbatches_per_step(c.train); ++m)
     out.push_back(train::synthetic_batch(c.model.vocab_size, c.data.seq_length, c.train.micro_batch_size,
                                          c.train.seed, step, m));
-  if (reordered) std::swap(out[1], out[2]);
   return out;
 }
 
 struct RunRecord {
   std::vector<double> loss, grad_norm;
-  std::vector<float> weights;
 };
 
 template <class Trainer>
-RunRecord run(Trainer& trainer, const Config& c, bool reordered) {
+RunRecord run(Trainer& trainer, const Config& c) {
   RunRecord r;
   for (int64_t step = 0; step < c.train.steps; ++step) {
-    const train::StepStats s = trainer.step(microbatches(c, step, reordered));
+    const train::StepStats s = trainer.step(microbatches(c, step));
     r.loss.push_back(s.loss);
     r.grad_norm.push_back(s.grad_norm);
   }
@@ -138,37 +136,28 @@ RunRecord run(Trainer& trainer, const Config& c, bool reordered) {
 
 double relative(double got, double want) { return std::fabs(got - want) / std::fabs(want); }
 
-// The GPU run against the CPU trainer, fp32. Two fp32 runs that differ only in summation order drift
-// apart under Adam: its first steps move every weight by about ±lr whatever the gradient's size, so a
-// gradient that is zero up to rounding gets a full-size update of either sign. The GPU sums in other orders
-// than the CPU (cuBLAS, flash attention), so it is held to the drift the CPU shows against ITSELF when the
-// same microbatches are summed in another order: per step, the loss and the gradient norm within
-// max(1e-5, 10 × the CPU's own drift so far), and the final weights likewise. Step 1 (no update yet) is
-// thereby held to 1e-5.
+// The GPU run against the CPU trainer, fp32, to 1e-5 for 10 steps: losses, gradient norms, final weights.
+// Adam is linearised for this test (eps = 1 ≫ sqrt(v)): with the default eps its first steps move every
+// weight by about ±lr whatever the gradient's size, so a gradient that is zero up to rounding gets a
+// full-size update of either sign, and two fp32 runs that differ only in summation order (GPU GEMMs and
+// flash attention against the CPU's) part ways within a few steps (measured on an H200: 1e-4 to 1e-3 by step
+// 10, while single steps agree to 1e-5: GpuGolden). With eps = 1 rounding differences stay rounding-sized,
+// and the test checks what it should: the same gradients, accumulation, clipping, schedule and update.
 void fp32_training_matches_cpu(const std::string& name) {
-  const Config c = tiny(name, "fp32");
-  train::Trainer cpu(c), cpu_reordered(c);
+  const Config c = tiny(name, "fp32", {"optim.eps=1.0"});
+  train::Trainer cpu(c);
   GpuTrainer gpu(c);
-  RunRecord want = run(cpu, c, false), again = run(cpu_reordered, c, true), got = run(gpu, c, false);
-  want.weights.assign(cpu.parameters().values().begin(), cpu.parameters().values().end());
-  again.weights.assign(cpu_reordered.parameters().values().begin(), cpu_reordered.parameters().values().end());
-  const auto gpu_weights = gpu.download_parameters().values();
-  got.weights.assign(gpu_weights.begin(), gpu_weights.end());
-
-  double loss_drift = 0, norm_drift = 0;
+  const RunRecord want = run(cpu, c), got = run(gpu, c);
   for (size_t s = 0; s < want.loss.size(); ++s) {
-    loss_drift = std::max(loss_drift, relative(again.loss[s], want.loss[s]));
-    norm_drift = std::max(norm_drift, relative(again.grad_norm[s], want.grad_norm[s]));
-    EXPECT_LE(relative(got.loss[s], want.loss[s]), std::max(1e-5, 10 * loss_drift))
-        << name << " loss, step " << s + 1 << ": gpu " << got.loss[s] << " cpu " << want.loss[s]
-        << " (cpu reordered " << again.loss[s] << ")";
-    EXPECT_LE(relative(got.grad_norm[s], want.grad_norm[s]), std::max(1e-5, 10 * norm_drift))
-        << name << " grad norm, step " << s + 1 << ": gpu " << got.grad_norm[s] << " cpu " << want.grad_norm[s]
-        << " (cpu reordered " << again.grad_norm[s] << ")";
+    EXPECT_LE(relative(got.loss[s], want.loss[s]), 1e-5)
+        << name << " loss, step " << s + 1 << ": gpu " << got.loss[s] << " cpu " << want.loss[s];
+    EXPECT_LE(relative(got.grad_norm[s], want.grad_norm[s]), 1e-5)
+        << name << " grad norm, step " << s + 1 << ": gpu " << got.grad_norm[s] << " cpu " << want.grad_norm[s];
   }
-  const double weight_drift = test::relative_error(again.weights, want.weights);
-  EXPECT_LE(test::relative_error(got.weights, want.weights), std::max(1e-5, 10 * weight_drift))
-      << name << " final weights (cpu reordered drift " << weight_drift << ")";
+  const model::ParameterStore& final_gpu = gpu.download_parameters();
+  for (size_t i = 0; i < final_gpu.size(); ++i)
+    EXPECT_LE(scaled_error(final_gpu.value(i), cpu.parameters().value(i)), 1e-5)
+        << name << " final " << final_gpu.spec(i).hf_name;
 }
 
 TEST(GpuTrainer, Fp32TrainingMatchesCpuTrainer) {
@@ -186,7 +175,7 @@ TEST(GpuTrainer, Bf16TrainingTracksCpuTrainer) {
     const Config c = tiny(name, "bf16");
     train::Trainer cpu(tiny(name, "fp32"));
     GpuTrainer gpu(c);
-    const RunRecord want = run(cpu, c, false), got = run(gpu, c, false);
+    const RunRecord want = run(cpu, c), got = run(gpu, c);
     for (size_t s = 0; s < want.loss.size(); ++s)
       EXPECT_LE(relative(got.loss[s], want.loss[s]), 2e-2)
           << name << " step " << s + 1 << ": gpu " << got.loss[s] << " cpu " << want.loss[s];
