@@ -115,10 +115,7 @@ struct Decoder::Impl {
     loss.ce_sum = cpu::cross_entropy_forward_backward(nullptr, token_losses.data(), logits.data(), b.targets.data(),
                                                       N, V, 0.0f);
     if (dims.moe) {
-      // transformers' load_balancing_loss_func: E · Σ_e (selections_e / T) · (Σ prob_e / T), T = layers · tokens.
-      const double T = static_cast<double>(config.num_layers) * static_cast<double>(N);
-      for (int64_t e = 0; e < dims.E; ++e) loss.aux += (expert_selections[e] / T) * (expert_prob_sums[e] / T);
-      loss.aux *= static_cast<double>(dims.E);
+      loss.aux = detail::load_balancing_loss(expert_selections, expert_prob_sums, config.num_layers, N);
       loss.z = z_sum;
     }
     have_forward = true;
@@ -139,11 +136,7 @@ struct Decoder::Impl {
     cpu::rmsnorm_backward(d_x.data(), d_final_norm, scratch.d_ln.data(), layer_inputs.back().data(), final_norm,
                           final_rstd.data(), N, H);
 
-    if (dims.moe) {
-      const double T = static_cast<double>(config.num_layers) * static_cast<double>(N);
-      for (int64_t e = 0; e < dims.E; ++e)
-        aux_grad[e] = aux_scale * static_cast<double>(dims.E) * expert_selections[e] / (T * T);
-    }
+    if (dims.moe) detail::load_balancing_grad(aux_grad, expert_selections, config.num_layers, N, aux_scale);
     for (int l = config.num_layers - 1; l >= 0; --l) {
       if (recompute == Recompute::full) layer_forward(l, false);
       LayerActivations& a = acts_of(l);

@@ -54,6 +54,14 @@ struct LayerScratch {
   void allocate(const Dims& d, int64_t max_tokens, int64_t max_probs);
 };
 
+// transformers' load_balancing_loss_func over `layers` × `tokens` routing decisions:
+// E · Σ_e (selections_e / T) · (Σ_t prob_te / T), T = layers · tokens.
+double load_balancing_loss(const std::vector<double>& expert_selections, const std::vector<double>& expert_prob_sums,
+                           int64_t layers, int64_t tokens);
+// d(aux_scale · that loss)/d(prob_te), the same for every token: aux_scale · E · selections_e / T².
+void load_balancing_grad(std::vector<double>& aux_grad, const std::vector<double>& expert_selections,
+                         int64_t layers, int64_t tokens, double aux_scale);
+
 // x_mid = x_in + Attention(RMSNorm(x_in)). The softmax goes to a.probs when the activations keep it, else
 // to probs_scratch (selective recompute rebuilds it in the backward).
 void attention_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, const float* x_in,

@@ -158,4 +158,20 @@ void moe_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, L
   cpu::linear_backward(d_ln, g.router, nullptr, d_logits, a.ln2.data(), w.router, N, H, E);
 }
 
+double load_balancing_loss(const std::vector<double>& expert_selections, const std::vector<double>& expert_prob_sums,
+                           int64_t layers, int64_t tokens) {
+  const double T = static_cast<double>(layers) * static_cast<double>(tokens);
+  double aux = 0;
+  for (size_t e = 0; e < expert_selections.size(); ++e) aux += (expert_selections[e] / T) * (expert_prob_sums[e] / T);
+  return aux * static_cast<double>(expert_selections.size());
+}
+
+void load_balancing_grad(std::vector<double>& aux_grad, const std::vector<double>& expert_selections,
+                         int64_t layers, int64_t tokens, double aux_scale) {
+  const double T = static_cast<double>(layers) * static_cast<double>(tokens);
+  const auto E = static_cast<double>(expert_selections.size());
+  aux_grad.resize(expert_selections.size());
+  for (size_t e = 0; e < expert_selections.size(); ++e) aux_grad[e] = aux_scale * E * expert_selections[e] / (T * T);
+}
+
 }  // namespace tessera::model::detail

@@ -113,6 +113,17 @@ inline double relative_error(const std::vector<float>& got, const std::vector<fl
   return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
 }
 
+// The message of the tessera::Error `f` throws, or "no error" when it throws none.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
 // bf16 keeps 8 significant bits: one rounding is ≤ 2^-8 relative. Tolerances for bf16 paths are stated as
 // multiples of it, derived per op from how many roundings an element passes through.
 inline constexpr double kBf16Eps = 1.0 / 256.0;

@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cuda_runtime.h>  // before cuda_test_support.hpp: its DeviceArray needs the typed cudaMalloc
 
 #include <cstdlib>
 #include <optional>
@@ -16,6 +15,8 @@
 
 namespace tessera::cuda {
 namespace {
+
+using test::error_of;
 
 // Sets (or, with nullopt, unsets) an environment variable for a scope, restoring it afterwards.
 class ScopedEnv {
@@ -40,16 +41,6 @@ class ScopedEnv {
   const char* name_;
   std::optional<std::string> old_;
 };
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 TEST(LocalRank, OpenMpiVariableFirst) {
   ScopedEnv ompi("OMPI_COMM_WORLD_LOCAL_RANK", "3"), slurm("SLURM_LOCALID", "5");

@@ -11,7 +11,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cuda_runtime.h>  // before cuda_test_support.hpp: its DeviceArray needs the typed cudaMalloc
 
 #include <atomic>
 #include <chrono>
@@ -39,17 +38,7 @@ using dist::CollectiveOp;
 using dist::Group;
 using dist::ReduceOp;
 using test::DeviceArray;
-
-// The message of the tessera::Error `f` throws ("no error" when it does not throw).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using test::error_of;
 
 template <class T>
 std::span<const std::byte> bytes(const std::vector<T>& v, std::size_t offset = 0, std::size_t count = SIZE_MAX) {

@@ -5,15 +5,13 @@
 #include <cmath>
 #include <type_traits>
 
+#include "kernel_common.cuh"
 #include "tessera/backend/cuda/ops.hpp"
 
 namespace tessera::cuda {
 namespace {
 
-template <class T>
-__device__ __forceinline__ T from_f(float x) {
-  if constexpr (std::is_same_v<T, float>) return x; else return __float2bfloat16_rn(x);
-}
+using namespace kernel;
 
 // Per-launch constants, derived on the host as optimizer.cpp derives them (in double, then to float).
 struct Coefficients {

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "attention_common.cuh"
+#include "kernel_common.cuh"
 #include "tessera/backend/cuda/attention.hpp"
 
 namespace tessera::cuda {
@@ -263,20 +264,7 @@ __global__ void __launch_bounds__(kThreads) dkdv_bf16_kernel(bf16* __restrict__ 
 
     // Sᵀ = K Qᵀ (16 keys × 64 queries per warp)
     float p[8][4];
-#pragma unroll
-    for (int nb = 0; nb < 8; ++nb) p[nb][0] = p[nb][1] = p[nb][2] = p[nb][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t a[4];
-      attn::ldmatrix_x4(a, attn::smem_addr(Ks + warp * 16 * LD + kk * 16 + off_a));
-#pragma unroll
-      for (int nb = 0; nb < 8; nb += 2) {
-        uint32_t b[4];
-        attn::ldmatrix_x4(b, attn::smem_addr(Qt + nb * 8 * LD + kk * 16 + off_b));
-        attn::mma_bf16(p[nb], a, b[0], b[1]);
-        attn::mma_bf16(p[nb + 1], a, b[2], b[3]);
-      }
-    }
+    attn::warp_tile_abt<D, LD>(p, Ks + warp * 16 * LD, Qt, off_a, off_b);
     // Pᵀ; zero where key > query (causal) or the query row is padding (≥ len).
 #pragma unroll
     for (int nb = 0; nb < 8; ++nb)
@@ -308,20 +296,7 @@ __global__ void __launch_bounds__(kThreads) dkdv_bf16_kernel(bf16* __restrict__ 
     }
     // dPᵀ = V dOᵀ
     float ds[8][4];
-#pragma unroll
-    for (int nb = 0; nb < 8; ++nb) ds[nb][0] = ds[nb][1] = ds[nb][2] = ds[nb][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t a[4];
-      attn::ldmatrix_x4(a, attn::smem_addr(Vs + warp * 16 * LD + kk * 16 + off_a));
-#pragma unroll
-      for (int nb = 0; nb < 8; nb += 2) {
-        uint32_t b[4];
-        attn::ldmatrix_x4(b, attn::smem_addr(dOt + nb * 8 * LD + kk * 16 + off_b));
-        attn::mma_bf16(ds[nb], a, b[0], b[1]);
-        attn::mma_bf16(ds[nb + 1], a, b[2], b[3]);
-      }
-    }
+    attn::warp_tile_abt<D, LD>(ds, Vs + warp * 16 * LD, dOt, off_a, off_b);
     // dSᵀ = Pᵀ ∘ (dPᵀ − delta)
 #pragma unroll
     for (int nb = 0; nb < 8; ++nb)
@@ -433,20 +408,7 @@ __global__ void __launch_bounds__(kThreads) dq_bf16_kernel(bf16* __restrict__ dq
 
     // S = Q Kᵀ
     float p[8][4];
-#pragma unroll
-    for (int nb = 0; nb < 8; ++nb) p[nb][0] = p[nb][1] = p[nb][2] = p[nb][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t a[4];
-      attn::ldmatrix_x4(a, attn::smem_addr(Qs + warp * 16 * LD + kk * 16 + off_a));
-#pragma unroll
-      for (int nb = 0; nb < 8; nb += 2) {
-        uint32_t b[4];
-        attn::ldmatrix_x4(b, attn::smem_addr(Kt + nb * 8 * LD + kk * 16 + off_b));
-        attn::mma_bf16(p[nb], a, b[0], b[1]);
-        attn::mma_bf16(p[nb + 1], a, b[2], b[3]);
-      }
-    }
+    attn::warp_tile_abt<D, LD>(p, Qs + warp * 16 * LD, Kt, off_a, off_b);
     // P, zero above the diagonal (only the last tile, which starts at m0, reaches it).
     const bool need_mask = t == n_tiles - 1;
     const int n0 = t * kTile;
@@ -460,20 +422,7 @@ __global__ void __launch_bounds__(kThreads) dq_bf16_kernel(bf16* __restrict__ dq
       }
     // dP = dO Vᵀ
     float ds[8][4];
-#pragma unroll
-    for (int nb = 0; nb < 8; ++nb) ds[nb][0] = ds[nb][1] = ds[nb][2] = ds[nb][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t a[4];
-      attn::ldmatrix_x4(a, attn::smem_addr(dOs + warp * 16 * LD + kk * 16 + off_a));
-#pragma unroll
-      for (int nb = 0; nb < 8; nb += 2) {
-        uint32_t b[4];
-        attn::ldmatrix_x4(b, attn::smem_addr(Vt + nb * 8 * LD + kk * 16 + off_b));
-        attn::mma_bf16(ds[nb], a, b[0], b[1]);
-        attn::mma_bf16(ds[nb + 1], a, b[2], b[3]);
-      }
-    }
+    attn::warp_tile_abt<D, LD>(ds, dOs + warp * 16 * LD, Vt, off_a, off_b);
     // dS = P ∘ (dP − delta); dQ += dS K
 #pragma unroll
     for (int nb = 0; nb < 8; ++nb)
@@ -703,8 +652,7 @@ __global__ void __launch_bounds__(kF32Rows) dq_f32_kernel(float* __restrict__ dq
 
 // ───────────────────────────────────────── delta ─────────────────────────────────────────
 
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
+using kernel::to_f;
 
 // delta[row] = Σ_d dout[row,d]·out[row,d] over the N·Hq rows; one warp per row, 8 rows per block.
 template <class T, int D>

@@ -99,6 +99,28 @@ __device__ __forceinline__ int lane_off_bt(int lane) {
   return ((i & 1) * 8 + r) * LD + (i >> 1) * 8;
 }
 
+// acc = A · Bᵀ for the warp's 16×64 block: 16 rows of A at `a_rows` (row-major, stride LD, D columns) times
+// the 64 rows of B at `b`, accumulated in fp32 over D in steps of 16 (the shape of every score and
+// score-gradient product here).
+template <int D, int LD>
+__device__ __forceinline__ void warp_tile_abt(float (&acc)[8][4], const bf16* a_rows, const bf16* b, int off_a,
+                                              int off_b) {
+#pragma unroll
+  for (int nb = 0; nb < 8; ++nb) acc[nb][0] = acc[nb][1] = acc[nb][2] = acc[nb][3] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t a[4];
+    ldmatrix_x4(a, smem_addr(a_rows + kk * 16 + off_a));
+#pragma unroll
+    for (int nb = 0; nb < 8; nb += 2) {
+      uint32_t bf[4];
+      ldmatrix_x4(bf, smem_addr(b + nb * 8 * LD + kk * 16 + off_b));
+      mma_bf16(acc[nb], a, bf[0], bf[1]);
+      mma_bf16(acc[nb + 1], a, bf[2], bf[3]);
+    }
+  }
+}
+
 // Async load of rows [row0, row0+kTile) of a [tokens, heads, D] tensor (base at the head's first token of
 // the sample, row stride `stride` elements) into a padded tile; rows ≥ len are zero-filled so that padded
 // rows never carry NaN/Inf into the products.

@@ -4,17 +4,13 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "kernel_common.cuh"
 #include "tessera/backend/cuda/ops.hpp"
 
 namespace tessera::cuda {
 namespace {
 
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
-template <class T>
-__device__ __forceinline__ T from_f(float x) {
-  if constexpr (std::is_same_v<T, float>) return x; else return __float2bfloat16_rn(x);
-}
+using namespace kernel;
 
 constexpr int kThreads = 512;  // a multiple of 32; rows are long (the vocabulary)
 
@@ -92,8 +88,6 @@ __global__ void grad_kernel(T* dlogits, const T* logits, const float* row_max, c
     }
   }
 }
-
-unsigned row_blocks(int64_t rows) { return static_cast<unsigned>(std::min<int64_t>(rows, 1 << 20)); }
 
 }  // namespace
 

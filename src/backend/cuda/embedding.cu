@@ -4,15 +4,13 @@
 // same order (and so the same bits) as the CPU reference.
 #include <algorithm>
 
+#include "kernel_common.cuh"
 #include "tessera/backend/cuda/ops.hpp"
 
 namespace tessera::cuda {
 namespace {
 
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
-
-int row_threads(int64_t C) { return static_cast<int>(std::min<int64_t>(256, std::max<int64_t>(32, (C + 31) / 32 * 32))); }
+using namespace kernel;
 
 template <class T>
 __global__ void embedding_forward_kernel(float* out, const int32_t* ids, const T* table, long long N, long long C) {

@@ -278,9 +278,7 @@ struct GpuDecoder<T>::Impl {
     loss.targets = num_targets;
     for (float l : host_losses) loss.ce_sum += l;  // token order, as the CPU sums
     if (d.moe) {
-      const double T_ = static_cast<double>(config.num_layers) * static_cast<double>(N);
-      for (int64_t e = 0; e < d.E; ++e) loss.aux += (expert_selections[e] / T_) * (expert_prob_sums[e] / T_);
-      loss.aux *= static_cast<double>(d.E);
+      loss.aux = model::detail::load_balancing_loss(expert_selections, expert_prob_sums, config.num_layers, N);
       loss.z = z;
     }
     have_forward = true;
@@ -345,11 +343,7 @@ struct GpuDecoder<T>::Impl {
     TESSERA_CUDA_CHECK((rmsnorm_backward<float, T>(d_x.get(), false, d_final_norm, d_ln.get(),
                                                    x[config.num_layers].get(), final_norm, final_rstd.get(), N, H,
                                                    norm_scratch.get(), stream)));
-    if (d.moe) {
-      const double T_ = static_cast<double>(config.num_layers) * static_cast<double>(N);
-      for (int64_t e = 0; e < d.E; ++e)
-        aux_grad[e] = aux_scale * static_cast<double>(d.E) * expert_selections[e] / (T_ * T_);
-    }
+    if (d.moe) model::detail::load_balancing_grad(aux_grad, expert_selections, config.num_layers, N, aux_scale);
     const double z_coef = 2.0 * z_scale / static_cast<double>(N);
     for (int l = config.num_layers - 1; l >= 0; --l) {
       mark(d.moe ? "moe bwd" : "mlp bwd");

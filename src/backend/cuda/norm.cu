@@ -5,17 +5,13 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "kernel_common.cuh"
 #include "tessera/backend/cuda/ops.hpp"
 
 namespace tessera::cuda {
 namespace {
 
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
-template <class T>
-__device__ __forceinline__ T from_f(float x) {
-  if constexpr (std::is_same_v<T, float>) return x; else return __float2bfloat16_rn(x);
-}
+using namespace kernel;
 
 // Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result. The order
 // depends only on blockDim.x. `shared` holds 32 floats; the leading barrier lets calls reuse it.
@@ -37,8 +33,6 @@ __device__ float block_sum(float v, float* shared) {
 
 // Threads per row: a multiple of 32 covering C up to 256 (small rows such as per-head norms waste no
 // warps); depends only on C, so the reduction order is fixed for a given shape.
-int row_threads(int64_t C) { return static_cast<int>(std::min<int64_t>(256, std::max<int64_t>(32, (C + 31) / 32 * 32))); }
-unsigned row_blocks(int64_t rows) { return static_cast<unsigned>(std::min<int64_t>(rows, 1 << 20)); }
 
 // The chunking of rows for the weight-gradient partials, a function of `rows` only: at least 32 rows a
 // chunk, at most 256 chunks. max_chunks (what the scratch holds) never decreases as rows grow, so a caller

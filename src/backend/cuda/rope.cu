@@ -3,17 +3,13 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "kernel_common.cuh"
 #include "tessera/backend/cuda/ops.hpp"
 
 namespace tessera::cuda {
 namespace {
 
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
-template <class T>
-__device__ __forceinline__ T from_f(float x) {
-  if constexpr (std::is_same_v<T, float>) return x; else return __float2bfloat16_rn(x);
-}
+using namespace kernel;
 
 // sign +1: forward rotation by the angle; −1: its transpose (the backward).
 template <class T>

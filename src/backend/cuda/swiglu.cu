@@ -2,21 +2,13 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "kernel_common.cuh"
 #include "tessera/backend/cuda/ops.hpp"
 
 namespace tessera::cuda {
 namespace {
 
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
-template <class T>
-__device__ __forceinline__ T from_f(float x) {
-  if constexpr (std::is_same_v<T, float>) return x; else return __float2bfloat16_rn(x);
-}
-
-unsigned grid_for(int64_t n, int threads) {
-  return static_cast<unsigned>(std::min<int64_t>((n + threads - 1) / threads, 1 << 16));
-}
+using namespace kernel;
 
 template <class T>
 __global__ void swiglu_forward_kernel(T* h, const T* gate, const T* up, long long n) {
