@@ -61,5 +61,8 @@ step "train: tiny-dense, one process, CPU fp32, synthetic packed data (loss fall
 step "train: the same tiny-dense run data-parallel on 2 MPI ranks with ZeRO-1 (same losses, bit for bit)"
 mpirun --oversubscribe -np 2 "$tessera" train -c configs/tiny-dense.yaml --set parallel.zero_stage=1 \
   --set logging.run_dir=runs/demo-train-dense-dp2
+step "train: the same tiny-dense run pipeline-parallel on 2 MPI ranks, 1F1B (same losses, bit for bit)"
+mpirun --oversubscribe -np 2 "$tessera" train -c configs/tiny-dense.yaml --set parallel.pp=2 \
+  --set logging.run_dir=runs/demo-train-dense-pp2
 step "train: tiny-moe (8 experts, top-2, aux loss)"
 "$tessera" train -c configs/tiny-moe.yaml --set logging.run_dir=runs/demo-train-moe

@@ -1,5 +1,7 @@
-// `tessera train`: the single-process training loop on synthetic data (the reference that parallel
-// layouts must reproduce). Logs every logging.interval steps: loss, lr, grad norm, tokens/s, MFU.
+// `tessera train`: one process (the CPU reference, or one GPU with train.device: cuda), or under mpirun
+// data-parallel (ZeRO-0/1) or pipeline-parallel (1F1B) CPU training that reproduces the 1-process run bit
+// for bit; packed HDF5 or synthetic data. Logs every logging.interval steps: loss, lr, grad norm, tokens/s,
+// MFU (and GPU memory on cuda).
 
 #include <chrono>
 #include <memory>
@@ -12,6 +14,7 @@
 #include "tessera/dist/process_groups.hpp"
 #include "tessera/dist/topology.hpp"
 #include "tessera/train/data_parallel_trainer.hpp"
+#include "tessera/train/pipeline_trainer.hpp"
 #include "tessera/core/config.hpp"
 #include "tessera/core/error.hpp"
 #include "tessera/core/logging.hpp"
@@ -78,7 +81,10 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   auto gpu = make_gpu_trainer(config, world);
   std::unique_ptr<train::Trainer> single;
   std::unique_ptr<train::DataParallelTrainer> parallel;
-  if (!gpu && world > 1)
+  std::unique_ptr<train::PipelineTrainer> pipeline;
+  if (!gpu && world > 1 && config.parallel.pp > 1)
+    pipeline = std::make_unique<train::PipelineTrainer>(config, comms->get(dist::Group::pp));
+  else if (!gpu && world > 1)
     parallel = std::make_unique<train::DataParallelTrainer>(config, comms->get(dist::Group::dp));
   else if (!gpu)
     single = std::make_unique<train::Trainer>(config);
@@ -91,7 +97,9 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   // the split under which data parallelism reproduces the 1-rank run exactly.
   const std::unique_ptr<data::Loader> loader = config.data.paths.empty() ? nullptr : train::open_training_data(config);
   const int64_t micro = train::microbatches_per_step(config.train);
-  const int64_t per_rank = micro / world, first = per_rank * rank;
+  // Data-parallel ranks keep their block of the step's microbatches; pipeline stages keep them all.
+  const int data_ranks = pipeline ? 1 : world;
+  const int64_t per_rank = micro / data_ranks, first = pipeline ? 0 : per_rank * rank;
   log->info("training {} ({} parameters) on {} rank(s) for {} steps, {} microbatch(es) of {} × {} tokens per step, {}",
             m.name, num_params, world, config.train.steps, micro, config.train.micro_batch_size,
             config.data.seq_length,
@@ -110,7 +118,10 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
       }
     }
     const auto start = std::chrono::steady_clock::now();
-    const train::StepStats s = gpu ? gpu->step(batches) : parallel ? parallel->step(batches) : single->step(batches);
+    const train::StepStats s = gpu        ? gpu->step(batches)
+                               : pipeline ? pipeline->step(batches)
+                               : parallel ? parallel->step(batches)
+                                          : single->step(batches);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (step % config.logging.interval == 0 || step == config.train.steps) {
       const double tokens_per_s = static_cast<double>(s.tokens) / seconds;

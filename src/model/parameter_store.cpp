@@ -36,7 +36,7 @@ std::optional<size_t> ParameterStore::find(Role role, int layer, int expert) con
 
 void ParameterStore::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
 
-void initialize_parameters(ParameterStore& store, double init_std, uint64_t seed) {
+void initialize_parameters(ParameterStore& store, double init_std, uint64_t seed, size_t first_index) {
   // One stream per tensor, seeded from (seed, index): a tensor's values do not depend on how many values
   // the tensors before it drew, so adding a tensor type later does not reshuffle the others.
   for (size_t i = 0; i < store.size(); ++i) {
@@ -49,7 +49,7 @@ void initialize_parameters(ParameterStore& store, double init_std, uint64_t seed
       std::fill(values.begin(), values.end(), is_norm ? 1.0f : 0.0f);
       continue;
     }
-    std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(i)};
+    std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(first_index + i)};
     std::mt19937_64 rng(seq);
     std::normal_distribution<double> normal(0.0, init_std);
     for (float& v : values) v = static_cast<float>(normal(rng));

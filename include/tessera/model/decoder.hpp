@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "tessera/core/config.hpp"
 #include "tessera/model/batch.hpp"
@@ -22,23 +23,62 @@ struct ForwardLoss {
   double z = 0;         // MoE router z-loss: Σ over layers of mean over tokens of logsumexp(router logits)²
 };
 
+// The part of the network one pipeline stage runs: layers [first_layer, end_layer), plus the embedding on the
+// first stage and the final norm, LM head and loss on the last. The default is the whole model.
+struct StageLayers {
+  int first_layer = 0;
+  int end_layer = -1;  // -1: the last layer
+  bool embedding = true;
+  bool head = true;
+};
+
+// One layer's MoE routing over a forward's tokens: how often each expert was picked, the sum of each
+// expert's router probability (both summed over tokens in order), and Σ_t lse_t² / N (the z-loss term).
+// The load-balancing loss combines every layer's, so pipeline stages pass them on.
+struct LayerRouting {
+  std::vector<double> selections, prob_sums;
+  double z = 0;
+};
+
+// What a non-first stage receives with its input: the previous stage's output and the routing of every
+// layer before it. What a non-last stage receives for its backward: the gradient of its output and the
+// load-balancing gradient (computed by the last stage, which sees every layer's routing).
+struct StageInput {
+  std::span<const float> hidden;      // [tokens, hidden]
+  std::vector<LayerRouting> routing;  // layers 0 .. first_layer - 1
+};
+struct StageGradient {
+  std::span<const float> d_hidden;  // [tokens, hidden]
+  std::vector<double> aux_grad;     // [experts]
+};
+
 class Decoder {
  public:
   // Buffers are sized for batches of up to `max_tokens` tokens whose samples are at most
-  // `max_sample_length` long; a larger batch is refused.
+  // `max_sample_length` long; a larger batch is refused. `store` holds (at least) the stage's tensors.
   Decoder(const ModelConfig& config, ParameterStore& store, int64_t max_tokens, int64_t max_sample_length,
-          Recompute recompute);
+          Recompute recompute, StageLayers stage = {});
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
 
   // Runs the forward pass and keeps what the backward needs. `batch` must stay alive until backward().
-  ForwardLoss forward(const Batch& batch);
+  // A non-first stage takes its input from `in`; only the last stage returns a loss.
+  ForwardLoss forward(const Batch& batch, const StageInput& in = {});
+  // A non-last stage's output [tokens, hidden] (valid until the next forward).
+  std::span<const float> hidden_out() const;
+  // Routing of every layer up to this stage's last (earlier stages' from `in`, then this stage's).
+  const std::vector<LayerRouting>& routing() const;
   // Logits [tokens, vocab] of the last forward (valid until backward, which reuses the buffer).
   std::span<const float> logits() const;
   // Accumulates into the store's gradients d(ce_scale · ce_sum + aux_scale · aux + z_scale · z) of the
-  // last forward.
-  void backward(float ce_scale, float aux_scale, float z_scale = 0.0f);
+  // last forward. A non-last stage takes the gradient of its output (and the load-balancing gradient)
+  // from `in`.
+  void backward(float ce_scale, float aux_scale, float z_scale = 0.0f, const StageGradient& in = {});
+  // A non-first stage's input gradient [tokens, hidden] and the load-balancing gradient it used, for the
+  // previous stage (valid until the next backward).
+  std::span<const float> d_hidden_in() const;
+  const std::vector<double>& aux_grad() const;
 
  private:
   struct Impl;

@@ -53,7 +53,9 @@ class ParameterStore {
 };
 
 // Normal(0, init_std) weights from `seed`, ones for norm weights, zeros for biases — the initialisation
-// of transformers' Qwen/Llama _init_weights. Deterministic for a given seed and spec list.
-void initialize_parameters(ParameterStore& store, double init_std, uint64_t seed);
+// of transformers' Qwen/Llama _init_weights. Deterministic for a given seed and spec list. A store holding
+// a contiguous part of the model's tensor list (a pipeline stage) passes the index of its first tensor in
+// the whole list, and gets exactly the values the whole model's store has there.
+void initialize_parameters(ParameterStore& store, double init_std, uint64_t seed, size_t first_index = 0);
 
 }  // namespace tessera::model

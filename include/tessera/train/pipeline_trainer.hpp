@@ -1,0 +1,47 @@
+#pragma once
+// Pipeline-parallel training over the pp group with the 1F1B schedule (parallel/pipeline_schedule.hpp):
+// stage s holds layers layers_per_stage(...)[s] (the embedding on the first stage, the final norm, LM head
+// and loss on the last) and runs the schedule's actions, sending activations forward and their gradients
+// back over point-to-point messages. Up to min(pp − s, microbatches) microbatches are in flight on stage s,
+// each in its own set of activation buffers.
+//
+// Exactness: a stage computes its layers exactly as the 1-rank decoder does, accumulates each
+// microbatch's gradient in the same TreeSum order, and the global gradient norm is assembled from the
+// same 4096-element block sums (a block that straddles two stages is summed by the earlier one from the
+// later one's first elements); clipping and AdamW are elementwise. So every stage's weights equal the
+// 1-rank Trainer's, bit for bit, and so do the losses (MoE routing statistics travel with the activations
+// and are combined in layer order).
+
+#include <memory>
+#include <vector>
+
+#include "tessera/core/config.hpp"
+#include "tessera/dist/communicator.hpp"
+#include "tessera/model/batch.hpp"
+#include "tessera/model/parameter_store.hpp"
+#include "tessera/train/trainer.hpp"
+
+namespace tessera::train {
+
+class PipelineTrainer {
+ public:
+  // `pp` is this rank's pipeline communicator (its rank is the stage); every rank of it constructs the
+  // trainer with the same config.
+  PipelineTrainer(const Config& config, dist::Communicator& pp);
+  ~PipelineTrainer();
+
+  // One optimizer step over all of the step's microbatches (every stage is given all of them: the first
+  // reads the token ids, the last the targets, every stage the sample boundaries and positions). Every
+  // stage returns the same statistics.
+  StepStats step(const std::vector<model::Batch>& microbatches);
+
+  // This stage's tensors, and where they start in the whole model's flat parameter layout.
+  model::ParameterStore& parameters();
+  size_t global_offset() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::train

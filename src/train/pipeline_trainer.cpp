@@ -1,0 +1,309 @@
+#include "tessera/train/pipeline_trainer.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "tessera/core/error.hpp"
+#include "tessera/model/decoder.hpp"
+#include "tessera/parallel/pipeline_schedule.hpp"
+#include "tessera/plan/plan.hpp"
+#include "tessera/train/optimizer.hpp"
+#include "tessera/train/tree_sum.hpp"
+
+namespace tessera::train {
+namespace {
+
+using parallel::ActionKind;
+using parallel::ScheduleKind;
+
+// Where one stage sits: its layers, its contiguous run of the model's tensor list, and that run's start in
+// the whole model's flat parameter layout.
+struct StageSpan {
+  int first_layer = 0, end_layer = 0;
+  size_t first_tensor = 0, end_tensor = 0;
+  size_t offset = 0, numel = 0;
+};
+
+std::vector<StageSpan> stage_spans(const Config& c, const std::vector<model::ParameterSpec>& specs) {
+  const std::vector<int> layers = plan::layers_per_stage(c.model, c.parallel);
+  const int pp = c.parallel.pp;
+  TESSERA_CHECK(static_cast<int>(layers.size()) == pp, "parallel.pipeline_layers lists {} stages, pp is {}",
+                layers.size(), pp);
+  TESSERA_CHECK(std::accumulate(layers.begin(), layers.end(), 0) == c.model.num_layers,
+                "parallel.pipeline_layers adds up to {} layers, the model has {}",
+                std::accumulate(layers.begin(), layers.end(), 0), c.model.num_layers);
+  std::vector<StageSpan> spans(static_cast<size_t>(pp));
+  int layer = 0;
+  for (int s = 0; s < pp; ++s) {
+    TESSERA_CHECK(layers[s] >= 1, "pipeline stage {} would hold {} layers; every stage needs at least one", s,
+                  layers[s]);
+    spans[s].first_layer = layer;
+    layer += layers[s];
+    spans[s].end_layer = layer;
+  }
+  // The tensor list runs embedding, layer 0 … layer L−1, final norm, head: each stage's tensors are one run.
+  auto stage_of = [&](const model::ParameterSpec& spec) {
+    if (spec.placement == model::Placement::embedding) return 0;
+    if (spec.placement != model::Placement::layer) return pp - 1;
+    int s = 0;
+    while (spec.layer >= spans[s].end_layer) ++s;
+    return s;
+  };
+  size_t offset = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const int s = stage_of(specs[i]);
+    StageSpan& span = spans[s];
+    if (span.numel == 0 && span.end_tensor == 0) span.first_tensor = i, span.offset = offset;
+    TESSERA_CHECK(span.end_tensor == 0 || span.end_tensor == i, "stage {}'s tensors are not contiguous", s);
+    span.end_tensor = i + 1;
+    span.numel += static_cast<size_t>(specs[i].numel());
+    offset += static_cast<size_t>(specs[i].numel());
+  }
+  return spans;
+}
+
+const Config& checked(const Config& c, const dist::Communicator& pp) {
+  const ParallelConfig& p = c.parallel;
+  TESSERA_CHECK(p.tp == 1 && p.cp == 1 && p.ep == 1 && p.dp <= 1,
+                "pipeline training runs pp alone so far; the config asks for tp={} cp={} ep={} dp={} with pp={}",
+                p.tp, p.cp, p.ep, p.dp, p.pp);
+  TESSERA_CHECK(p.pp == pp.size(), "parallel.pp = {} but the pipeline group has {} ranks", p.pp, pp.size());
+  TESSERA_CHECK(!c.model.tie_embeddings,
+                "a tied LM head under pipeline parallelism needs the embedding group's gradient exchange, which is "
+                "not built yet");
+  TESSERA_CHECK(c.train.precision == Precision::fp32 && c.train.device == Device::cpu,
+                "pipeline training runs on the CPU backend in fp32 so far");
+  return c;
+}
+
+// Doubles travel inside float messages as their bytes (two floats each), so they arrive unchanged.
+void append_doubles(std::vector<float>& msg, std::span<const double> values) {
+  const size_t at = msg.size();
+  msg.resize(at + values.size() * 2);
+  std::memcpy(msg.data() + at, values.data(), values.size() * sizeof(double));
+}
+void read_doubles(std::span<const float> msg, size_t& at, std::span<double> out) {
+  std::memcpy(out.data(), msg.data() + at, out.size() * sizeof(double));
+  at += out.size() * 2;
+}
+
+enum Tag : int { kActivation = 0, kGradient = 1, kNormEdge = 2 };
+
+}  // namespace
+
+struct PipelineTrainer::Impl {
+  Config config;
+  dist::Communicator& pp;
+  int stage, stages;
+  std::vector<StageSpan> spans;
+  size_t total_params;
+  model::ParameterStore store;
+  int64_t E;
+  std::vector<std::unique_ptr<model::Decoder>> slots;  // one per microbatch in flight
+  AdamW optimizer;
+  TreeSum accumulator;
+  std::vector<model::StageInput> inputs;                // per slot: what the previous stage sent
+  std::vector<float> hidden_in_buffer, message;
+  std::vector<std::vector<float>> hidden_in;            // per slot
+
+  static std::vector<model::ParameterSpec> stage_specs(const Config& c, const StageSpan& span) {
+    auto all = model::parameter_specs(c.model);
+    return {all.begin() + static_cast<std::ptrdiff_t>(span.first_tensor),
+            all.begin() + static_cast<std::ptrdiff_t>(span.end_tensor)};
+  }
+
+  Impl(const Config& c, dist::Communicator& comm)
+      : config(checked(c, comm)), pp(comm), stage(comm.rank()), stages(comm.size()),
+        spans(stage_spans(c, model::parameter_specs(c.model))),
+        total_params(spans.back().offset + spans.back().numel), store(stage_specs(c, spans[stage])),
+        E(c.model.num_experts), optimizer(c.optim, store), accumulator(store.values().size()) {
+    model::initialize_parameters(store, c.model.init_std, c.train.seed, spans[stage].first_tensor);
+  }
+
+  model::Decoder& slot(int microbatch, int in_flight) {
+    const auto i = static_cast<size_t>(microbatch % in_flight);
+    while (slots.size() <= i) {
+      const StageSpan& s = spans[stage];
+      slots.push_back(std::make_unique<model::Decoder>(
+          config.model, store, config.train.micro_batch_size * config.data.seq_length, config.data.seq_length,
+          config.train.recompute,
+          model::StageLayers{s.first_layer, s.end_layer, stage == 0, stage == stages - 1}));
+      inputs.emplace_back();
+      hidden_in.emplace_back();
+    }
+    return *slots[i];
+  }
+
+  size_t routing_doubles(int layers) const { return E > 0 ? static_cast<size_t>(layers) * (2 * E + 1) : 0; }
+
+  void send_activation(const model::Decoder& d, int mb, int peer) {
+    message.assign(d.hidden_out().begin(), d.hidden_out().end());
+    for (const model::LayerRouting& r : d.routing()) {
+      append_doubles(message, r.selections);
+      append_doubles(message, r.prob_sums);
+      append_doubles(message, std::span<const double>(&r.z, 1));
+    }
+    pp.send(message, peer, mb * 3 + kActivation)->wait();
+  }
+
+  void recv_activation(const model::Batch& b, int mb, int slot_index, int peer) {
+    const int layers = spans[stage].first_layer;
+    const size_t hidden = static_cast<size_t>(b.tokens() * config.model.hidden_size);
+    message.resize(hidden + 2 * routing_doubles(layers));
+    pp.recv(message, peer, mb * 3 + kActivation)->wait();
+    auto& h = hidden_in[static_cast<size_t>(slot_index)];
+    h.assign(message.begin(), message.begin() + static_cast<std::ptrdiff_t>(hidden));
+    model::StageInput& in = inputs[static_cast<size_t>(slot_index)];
+    in.hidden = h;
+    in.routing.assign(E > 0 ? static_cast<size_t>(layers) : 0, {});
+    size_t at = hidden;
+    for (model::LayerRouting& r : in.routing) {
+      r.selections.resize(static_cast<size_t>(E));
+      r.prob_sums.resize(static_cast<size_t>(E));
+      read_doubles(message, at, r.selections);
+      read_doubles(message, at, r.prob_sums);
+      read_doubles(message, at, std::span<double>(&r.z, 1));
+    }
+  }
+
+  void send_gradient(const model::Decoder& d, int mb, int peer) {
+    message.assign(d.d_hidden_in().begin(), d.d_hidden_in().end());
+    if (E > 0) append_doubles(message, d.aux_grad());
+    pp.send(message, peer, mb * 3 + kGradient)->wait();
+  }
+
+  model::StageGradient recv_gradient(const model::Batch& b, int mb, int peer, std::vector<float>& buffer) {
+    const size_t hidden = static_cast<size_t>(b.tokens() * config.model.hidden_size);
+    buffer.resize(hidden + (E > 0 ? 2 * static_cast<size_t>(E) : 0));
+    pp.recv(buffer, peer, mb * 3 + kGradient)->wait();
+    model::StageGradient g;
+    g.d_hidden = std::span<const float>(buffer).first(hidden);
+    if (E > 0) {
+      g.aux_grad.resize(static_cast<size_t>(E));
+      size_t at = hidden;
+      read_doubles(buffer, at, g.aux_grad);
+    }
+    return g;
+  }
+
+  // sqrt(Σ g²) with the 1-rank trainer's 4096-element blocks over the whole model's flat layout. A stage
+  // sums the blocks that start inside it; a block that runs into the next stage is completed with that
+  // stage's first elements, which it sends back. All block sums are then shared (as bit patterns: the max
+  // of one owner's value and zeros is that value) and added in block order.
+  double grad_norm() {
+    const std::span<const float> g = store.grads();
+    const size_t begin = spans[stage].offset, end = begin + g.size();
+    auto head_of = [&](const StageSpan& s) {
+      const size_t next_block = (s.offset + kNormBlock - 1) / kNormBlock * kNormBlock;
+      return std::min(s.numel, next_block - s.offset);
+    };
+    if (stage > 0) {
+      const size_t head = head_of(spans[stage]);
+      if (head > 0) pp.send(g.first(head), stage - 1, kNormEdge)->wait();
+    }
+    std::vector<float> next_head;
+    if (stage + 1 < stages) {
+      const StageSpan& next = spans[stage + 1];
+      next_head.resize(head_of(next));
+      // The block must end inside the next stage (or at the model's end): a stage smaller than a block
+      // would need elements from two stages on.
+      const size_t block_end = std::min(total_params, (next.offset + kNormBlock - 1) / kNormBlock * kNormBlock);
+      TESSERA_CHECK(next.offset + next_head.size() == block_end,
+                    "pipeline stage {} holds fewer parameters than one {}-element norm block", stage + 1, kNormBlock);
+      if (!next_head.empty()) pp.recv(next_head, stage + 1, kNormEdge)->wait();
+    }
+    const size_t blocks = (total_params + kNormBlock - 1) / kNormBlock;
+    std::vector<int64_t> bits(blocks, 0);
+    for (size_t k = (begin + kNormBlock - 1) / kNormBlock; k * kNormBlock < end; ++k) {
+      double s = 0;
+      const size_t last = std::min(total_params, (k + 1) * kNormBlock);
+      for (size_t i = k * kNormBlock; i < last; ++i) {
+        const float v = i < end ? g[i - begin] : next_head[i - end];
+        s += static_cast<double>(v) * v;
+      }
+      std::memcpy(&bits[k], &s, sizeof(double));
+    }
+    pp.all_reduce(std::span<int64_t>(bits), dist::ReduceOp::max)->wait();
+    std::vector<double> sums(blocks);
+    std::memcpy(sums.data(), bits.data(), blocks * sizeof(double));
+    return std::sqrt(sum_in_order(sums));
+  }
+
+  StepStats step(const std::vector<model::Batch>& mbs) {
+    TESSERA_CHECK(!mbs.empty(), "a pipeline step needs at least one microbatch");
+    const int M = static_cast<int>(mbs.size());
+    StepStats stats;
+    stats.step = optimizer.steps_taken() + 1;
+    for (const auto& mb : mbs) stats.targets += mb.num_targets(), stats.tokens += mb.tokens();
+    TESSERA_CHECK(stats.targets > 0, "step {}: no token of its {} microbatch(es) carries a loss label", stats.step, M);
+    // The same scaling as Trainer::step.
+    const float ce_scale = 1.0f / static_cast<float>(stats.targets);
+    const auto aux_scale = static_cast<float>(config.model.router_aux_loss_coef / static_cast<double>(M));
+    const auto z_scale = static_cast<float>(config.model.router_z_loss_coef / static_cast<double>(M));
+    const int in_flight = parallel::max_in_flight_bound(ScheduleKind::one_f_one_b, stage, stages, M);
+    std::array<double, 3> sums = {0, 0, 0};  // ce, aux, z over microbatches, in microbatch order (last stage)
+    std::vector<float> grad_buffer;
+    model::StageGradient grad_in;
+    for (const parallel::Action& a : parallel::pipeline_schedule(ScheduleKind::one_f_one_b, stage, stages, M)) {
+      const model::Batch& b = mbs[static_cast<size_t>(a.microbatch)];
+      model::Decoder& d = slot(a.microbatch, in_flight);
+      switch (a.kind) {
+        case ActionKind::recv_activation:
+          recv_activation(b, a.microbatch, a.microbatch % in_flight, a.peer);
+          break;
+        case ActionKind::forward: {
+          const model::ForwardLoss l =
+              d.forward(b, stage == 0 ? model::StageInput{} : inputs[static_cast<size_t>(a.microbatch % in_flight)]);
+          if (stage == stages - 1) sums[0] += l.ce_sum, sums[1] += l.aux, sums[2] += l.z;
+          break;
+        }
+        case ActionKind::send_activation:
+          send_activation(d, a.microbatch, a.peer);
+          break;
+        case ActionKind::recv_gradient:
+          grad_in = recv_gradient(b, a.microbatch, a.peer, grad_buffer);
+          break;
+        case ActionKind::backward:
+          store.zero_grads();
+          d.backward(ce_scale, aux_scale, z_scale, stage == stages - 1 ? model::StageGradient{} : grad_in);
+          accumulator.add(store.grads());
+          break;
+        case ActionKind::send_gradient:
+          send_gradient(d, a.microbatch, a.peer);
+          break;
+      }
+    }
+    accumulator.finish(store.grads());
+
+    // The last stage saw the losses; every stage reports them.
+    std::array<int64_t, 3> bits{};
+    std::memcpy(bits.data(), sums.data(), sizeof(sums));
+    pp.broadcast(std::span<int64_t>(bits), stages - 1)->wait();
+    std::memcpy(sums.data(), bits.data(), sizeof(sums));
+    stats.ce_loss = sums[0] / static_cast<double>(stats.targets);
+    stats.aux_loss = sums[1] / static_cast<double>(M);
+    stats.z_loss = sums[2] / static_cast<double>(M);
+    stats.loss = stats.ce_loss + config.model.router_aux_loss_coef * stats.aux_loss +
+                 config.model.router_z_loss_coef * stats.z_loss;
+
+    stats.grad_norm = grad_norm();
+    TESSERA_CHECK(std::isfinite(stats.grad_norm), "step {}: the gradient norm is not finite (loss {})", stats.step,
+                  stats.loss);
+    clip_grad_norm(store.grads(), stats.grad_norm, config.optim.clip_grad);
+    stats.lr = learning_rate(config.optim, config.train.steps, stats.step);
+    optimizer.step(store, stats.lr);
+    return stats;
+  }
+};
+
+PipelineTrainer::PipelineTrainer(const Config& config, dist::Communicator& pp)
+    : impl_(std::make_unique<Impl>(config, pp)) {}
+PipelineTrainer::~PipelineTrainer() = default;
+StepStats PipelineTrainer::step(const std::vector<model::Batch>& microbatches) { return impl_->step(microbatches); }
+model::ParameterStore& PipelineTrainer::parameters() { return impl_->store; }
+size_t PipelineTrainer::global_offset() const { return impl_->spans[impl_->stage].offset; }
+
+}  // namespace tessera::train
