@@ -83,7 +83,7 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   std::unique_ptr<train::DataParallelTrainer> parallel;
   std::unique_ptr<train::PipelineTrainer> pipeline;
   if (!gpu && world > 1 && config.parallel.pp > 1)
-    pipeline = std::make_unique<train::PipelineTrainer>(config, comms->get(dist::Group::pp));
+    pipeline = std::make_unique<train::PipelineTrainer>(config, comms->get(dist::Group::pp), &comms->get(dist::Group::dp));
   else if (!gpu && world > 1)
     parallel = std::make_unique<train::DataParallelTrainer>(config, comms->get(dist::Group::dp));
   else if (!gpu)
@@ -97,9 +97,10 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   // the split under which data parallelism reproduces the 1-rank run exactly.
   const std::unique_ptr<data::Loader> loader = config.data.paths.empty() ? nullptr : train::open_training_data(config);
   const int64_t micro = train::microbatches_per_step(config.train);
-  // Data-parallel ranks keep their block of the step's microbatches; pipeline stages keep them all.
-  const int data_ranks = pipeline ? 1 : world;
-  const int64_t per_rank = micro / data_ranks, first = pipeline ? 0 : per_rank * rank;
+  // Data-parallel ranks keep their block of the step's microbatches; the stages of one pipeline all keep
+  // their replica's block.
+  const int data_ranks = topology ? topology->dp() : 1;
+  const int64_t per_rank = micro / data_ranks, first = per_rank * (topology ? topology->coord(rank).dp : 0);
   log->info("training {} ({} parameters) on {} rank(s) for {} steps, {} microbatch(es) of {} × {} tokens per step, {}",
             m.name, num_params, world, config.train.steps, micro, config.train.micro_batch_size,
             config.data.seq_length,

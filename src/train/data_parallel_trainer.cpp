@@ -28,11 +28,6 @@ const Config& checked(const Config& c, const dist::Communicator& dp) {
   return c;
 }
 
-size_t padded_length(size_t n, int dp) {
-  const size_t unit = kNormBlock * static_cast<size_t>(dp);
-  return (n + unit - 1) / unit * unit;
-}
-
 // All ranks' doubles in rank order, exactly (sent as their bit patterns).
 std::vector<double> all_gather_doubles(dist::Communicator& comm, std::span<const double> local) {
   std::vector<int64_t> bits(local.size()), all(local.size() * static_cast<size_t>(comm.size()));
@@ -51,18 +46,13 @@ DataParallelTrainer::DataParallelTrainer(const Config& config, dist::Communicato
       store_(model::parameter_specs(config.model)),
       decoder_(config.model, store_, config.train.micro_batch_size * config.data.seq_length, config.data.seq_length,
                config.train.recompute),
-      padded_(padded_length(store_.values().size(), dp.size())),
-      chunk_(padded_ / static_cast<size_t>(dp.size())),
+      reducer_(dp, store_.values().size()),
       optimizer_(config.optim, store_,
-                 config.parallel.zero_stage == 0 ? 0 : std::min(chunk_ * static_cast<size_t>(dp.rank()), store_.values().size()),
-                 config.parallel.zero_stage == 0 ? SIZE_MAX : chunk_ * static_cast<size_t>(dp.rank() + 1)),
+                 config.parallel.zero_stage == 0 ? 0 : std::min(reducer_.chunk_begin(), store_.values().size()),
+                 config.parallel.zero_stage == 0 ? SIZE_MAX : reducer_.chunk_begin() + reducer_.chunk_size()),
       local_sum_(store_.values().size()),
-      rank_sum_(chunk_),
-      send_(padded_, 0.0f),
-      received_(padded_),
-      shard_(chunk_),
-      gathered_(padded_),
-      counts_(static_cast<size_t>(dp.size()), static_cast<int64_t>(chunk_)) {
+      partial_(store_.values().size()),
+      shard_(reducer_.chunk_size()) {
   model::initialize_parameters(store_, config.model.init_std, config.train.seed);
 }
 
@@ -108,15 +98,10 @@ StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
   stats.loss = stats.ce_loss + config_.model.router_aux_loss_coef * stats.aux_loss +
                config_.model.router_z_loss_coef * stats.z_loss;
 
-  // This rank's partial sum, padded, goes out in dp chunks; chunk r of every rank comes to rank r, which
-  // adds them in rank order as level-log2(k) nodes of the global tree.
-  local_sum_.finish(std::span<float>(send_).first(store_.values().size()));
-  dp_.all_to_all_v(send_, counts_, received_, counts_)->wait();
-  const bool exact = std::has_single_bit(static_cast<uint64_t>(k));
-  const int level = exact ? std::countr_zero(static_cast<uint64_t>(k)) : 0;
-  for (int r = 0; r < dp; ++r)
-    rank_sum_.add(std::span<const float>(received_).subspan(static_cast<size_t>(r) * chunk_, chunk_), level);
-  rank_sum_.finish(shard_);
+  // This rank's partial sum is one level-log2(k) node of the global tree (data_parallel_reducer.hpp).
+  local_sum_.finish(partial_);
+  const std::span<const float> reduced = reducer_.reduce_scatter(partial_, tree_level(k));
+  std::copy(reduced.begin(), reduced.end(), shard_.begin());
 
   // Global norm from every rank's block sums, in block order (chunks are whole blocks).
   const std::vector<double> blocks = all_gather_doubles(dp_, block_square_sums(shard_));
@@ -129,8 +114,8 @@ StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
   const size_t n = store_.values().size();
   if (config_.parallel.zero_stage == 0) {
     // Every rank gets the whole reduced gradient and runs the whole (replicated) update.
-    dp_.all_gather(shard_, gathered_)->wait();
-    std::copy_n(gathered_.begin(), n, store_.grads().begin());
+    const std::span<const float> whole = reducer_.all_gather(shard_);
+    std::copy_n(whole.begin(), n, store_.grads().begin());
     optimizer_.step(store_, stats.lr);
   } else {
     // Each rank updates its chunk; the updated chunks are gathered into every rank's weights.
@@ -139,8 +124,8 @@ StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
     std::fill(shard_.begin(), shard_.end(), 0.0f);
     std::copy(store_.values().begin() + static_cast<std::ptrdiff_t>(begin),
               store_.values().begin() + static_cast<std::ptrdiff_t>(optimizer_.end()), shard_.begin());
-    dp_.all_gather(shard_, gathered_)->wait();
-    std::copy_n(gathered_.begin(), n, store_.values().begin());
+    const std::span<const float> whole = reducer_.all_gather(shard_);
+    std::copy_n(whole.begin(), n, store_.values().begin());
   }
   return stats;
 }

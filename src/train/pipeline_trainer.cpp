@@ -10,6 +10,7 @@
 #include "tessera/model/decoder.hpp"
 #include "tessera/parallel/pipeline_schedule.hpp"
 #include "tessera/plan/plan.hpp"
+#include "tessera/train/data_parallel_reducer.hpp"
 #include "tessera/train/optimizer.hpp"
 #include "tessera/train/tree_sum.hpp"
 
@@ -65,12 +66,22 @@ std::vector<StageSpan> stage_spans(const Config& c, const std::vector<model::Par
   return spans;
 }
 
-const Config& checked(const Config& c, const dist::Communicator& pp) {
+const Config& checked(const Config& c, const dist::Communicator& pp, const dist::Communicator* dp) {
   const ParallelConfig& p = c.parallel;
-  TESSERA_CHECK(p.tp == 1 && p.cp == 1 && p.ep == 1 && p.dp <= 1,
-                "pipeline training runs pp alone so far; the config asks for tp={} cp={} ep={} dp={} with pp={}",
-                p.tp, p.cp, p.ep, p.dp, p.pp);
+  TESSERA_CHECK(p.tp == 1 && p.cp == 1 && p.ep == 1,
+                "pipeline training runs with data parallelism only so far; the config asks for tp={} cp={} ep={} "
+                "with pp={}",
+                p.tp, p.cp, p.ep, p.pp);
   TESSERA_CHECK(p.pp == pp.size(), "parallel.pp = {} but the pipeline group has {} ranks", p.pp, pp.size());
+  TESSERA_CHECK(p.zero_stage <= 1,
+                "parallel.zero_stage {}: ZeRO-2 needs gradients reduced bucket by bucket during the backward, "
+                "which is not built yet; use 0 or 1",
+                p.zero_stage);
+  const int dp_size = dp ? dp->size() : 1;
+  const int64_t micro = microbatches_per_step(c.train);
+  TESSERA_CHECK(micro % dp_size == 0,
+                "train.global_batch_size / micro_batch_size = {} microbatches per step cannot be split over dp = {}",
+                micro, dp_size);
   TESSERA_CHECK(!c.model.tie_embeddings,
                 "a tied LM head under pipeline parallelism needs the embedding group's gradient exchange, which is "
                 "not built yet");
@@ -94,17 +105,30 @@ enum Tag : int { kActivation = 0, kGradient = 1, kNormEdge = 2 };
 
 }  // namespace
 
+// All ranks' doubles in rank order, exactly (sent as their bit patterns).
+std::vector<double> all_gather_doubles(dist::Communicator& comm, std::span<const double> local) {
+  std::vector<int64_t> bits(local.size()), all(local.size() * static_cast<size_t>(comm.size()));
+  std::memcpy(bits.data(), local.data(), local.size() * sizeof(double));
+  comm.all_gather(std::span<const int64_t>(bits), std::span<int64_t>(all))->wait();
+  std::vector<double> out(all.size());
+  std::memcpy(out.data(), all.data(), all.size() * sizeof(double));
+  return out;
+}
+
 struct PipelineTrainer::Impl {
   Config config;
   dist::Communicator& pp;
+  dist::Communicator* dp;
   int stage, stages;
   std::vector<StageSpan> spans;
   size_t total_params;
   model::ParameterStore store;
   int64_t E;
   std::vector<std::unique_ptr<model::Decoder>> slots;  // one per microbatch in flight
-  AdamW optimizer;
+  std::unique_ptr<DataParallelReducer> reducer;  // dp > 1
+  AdamW optimizer;  // the stage's whole buffer, or (ZeRO-1) this dp rank's chunk of it
   TreeSum accumulator;
+  std::vector<float> partial;
   std::vector<model::StageInput> inputs;                // per slot: what the previous stage sent
   std::vector<float> hidden_in_buffer, message;
   std::vector<std::vector<float>> hidden_in;            // per slot
@@ -115,11 +139,15 @@ struct PipelineTrainer::Impl {
             all.begin() + static_cast<std::ptrdiff_t>(span.end_tensor)};
   }
 
-  Impl(const Config& c, dist::Communicator& comm)
-      : config(checked(c, comm)), pp(comm), stage(comm.rank()), stages(comm.size()),
-        spans(stage_spans(c, model::parameter_specs(c.model))),
+  Impl(const Config& c, dist::Communicator& comm, dist::Communicator* dp_comm)
+      : config(checked(c, comm, dp_comm)), pp(comm), dp(dp_comm && dp_comm->size() > 1 ? dp_comm : nullptr),
+        stage(comm.rank()), stages(comm.size()), spans(stage_spans(c, model::parameter_specs(c.model))),
         total_params(spans.back().offset + spans.back().numel), store(stage_specs(c, spans[stage])),
-        E(c.model.num_experts), optimizer(c.optim, store), accumulator(store.values().size()) {
+        E(c.model.num_experts),
+        reducer(dp ? std::make_unique<DataParallelReducer>(*dp, store.values().size()) : nullptr),
+        optimizer(c.optim, store, reducer && c.parallel.zero_stage == 1 ? std::min(reducer->chunk_begin(), store.values().size()) : 0,
+                  reducer && c.parallel.zero_stage == 1 ? reducer->chunk_begin() + reducer->chunk_size() : SIZE_MAX),
+        accumulator(store.values().size()), partial(store.values().size()) {
     model::initialize_parameters(store, c.model.init_std, c.train.seed, spans[stage].first_tensor);
   }
 
@@ -234,17 +262,22 @@ struct PipelineTrainer::Impl {
 
   StepStats step(const std::vector<model::Batch>& mbs) {
     TESSERA_CHECK(!mbs.empty(), "a pipeline step needs at least one microbatch");
-    const int M = static_cast<int>(mbs.size());
+    const int M = static_cast<int>(mbs.size());  // this replica's
+    const int replicas = dp ? dp->size() : 1;
     StepStats stats;
     stats.step = optimizer.steps_taken() + 1;
-    for (const auto& mb : mbs) stats.targets += mb.num_targets(), stats.tokens += mb.tokens();
-    TESSERA_CHECK(stats.targets > 0, "step {}: no token of its {} microbatch(es) carries a loss label", stats.step, M);
-    // The same scaling as Trainer::step.
+    std::array<int64_t, 2> counts = {0, 0};
+    for (const auto& mb : mbs) counts[0] += mb.num_targets(), counts[1] += mb.tokens();
+    if (dp) dp->all_reduce(std::span<int64_t>(counts), dist::ReduceOp::sum)->wait();
+    stats.targets = counts[0], stats.tokens = counts[1];
+    TESSERA_CHECK(stats.targets > 0, "step {}: no token of its microbatches carries a loss label", stats.step);
+    // The same scaling as Trainer::step over all replicas' microbatches.
+    const double total_micro = static_cast<double>(M) * replicas;
     const float ce_scale = 1.0f / static_cast<float>(stats.targets);
-    const auto aux_scale = static_cast<float>(config.model.router_aux_loss_coef / static_cast<double>(M));
-    const auto z_scale = static_cast<float>(config.model.router_z_loss_coef / static_cast<double>(M));
+    const auto aux_scale = static_cast<float>(config.model.router_aux_loss_coef / total_micro);
+    const auto z_scale = static_cast<float>(config.model.router_z_loss_coef / total_micro);
     const int in_flight = parallel::max_in_flight_bound(ScheduleKind::one_f_one_b, stage, stages, M);
-    std::array<double, 3> sums = {0, 0, 0};  // ce, aux, z over microbatches, in microbatch order (last stage)
+    std::vector<double> losses(static_cast<size_t>(3 * M), 0.0);  // ce, aux, z per microbatch (last stage)
     std::vector<float> grad_buffer;
     model::StageGradient grad_in;
     for (const parallel::Action& a : parallel::pipeline_schedule(ScheduleKind::one_f_one_b, stage, stages, M)) {
@@ -257,7 +290,10 @@ struct PipelineTrainer::Impl {
         case ActionKind::forward: {
           const model::ForwardLoss l =
               d.forward(b, stage == 0 ? model::StageInput{} : inputs[static_cast<size_t>(a.microbatch % in_flight)]);
-          if (stage == stages - 1) sums[0] += l.ce_sum, sums[1] += l.aux, sums[2] += l.z;
+          if (stage == stages - 1) {
+            const auto at = static_cast<size_t>(3 * a.microbatch);
+            losses[at] = l.ce_sum, losses[at + 1] = l.aux, losses[at + 2] = l.z;
+          }
           break;
         }
         case ActionKind::send_activation:
@@ -276,16 +312,27 @@ struct PipelineTrainer::Impl {
           break;
       }
     }
-    accumulator.finish(store.grads());
+    // The stage's gradient: this replica's tree sum, then (dp) the tree over replicas, whole on every rank.
+    if (dp) {
+      accumulator.finish(partial);
+      const std::span<const float> chunk = reducer->reduce_scatter(partial, tree_level(M));
+      const std::span<const float> whole = reducer->all_gather(chunk);
+      std::copy_n(whole.begin(), store.grads().size(), store.grads().begin());
+    } else {
+      accumulator.finish(store.grads());
+    }
 
-    // The last stage saw the losses; every stage reports them.
-    std::array<int64_t, 3> bits{};
-    std::memcpy(bits.data(), sums.data(), sizeof(sums));
+    // The last stage saw the losses; every stage reports them, summed in global microbatch order.
+    std::vector<int64_t> bits(losses.size());
+    std::memcpy(bits.data(), losses.data(), losses.size() * sizeof(double));
     pp.broadcast(std::span<int64_t>(bits), stages - 1)->wait();
-    std::memcpy(sums.data(), bits.data(), sizeof(sums));
+    std::memcpy(losses.data(), bits.data(), losses.size() * sizeof(double));
+    if (dp) losses = all_gather_doubles(*dp, losses);
+    std::array<double, 3> sums = {0, 0, 0};
+    for (size_t i = 0; i < losses.size(); i += 3) sums[0] += losses[i], sums[1] += losses[i + 1], sums[2] += losses[i + 2];
     stats.ce_loss = sums[0] / static_cast<double>(stats.targets);
-    stats.aux_loss = sums[1] / static_cast<double>(M);
-    stats.z_loss = sums[2] / static_cast<double>(M);
+    stats.aux_loss = sums[1] / total_micro;
+    stats.z_loss = sums[2] / total_micro;
     stats.loss = stats.ce_loss + config.model.router_aux_loss_coef * stats.aux_loss +
                  config.model.router_z_loss_coef * stats.z_loss;
 
@@ -294,13 +341,24 @@ struct PipelineTrainer::Impl {
                   stats.loss);
     clip_grad_norm(store.grads(), stats.grad_norm, config.optim.clip_grad);
     stats.lr = learning_rate(config.optim, config.train.steps, stats.step);
-    optimizer.step(store, stats.lr);
+    if (reducer && config.parallel.zero_stage == 1) {
+      // ZeRO-1: this rank updates its chunk of the stage; the updated chunks are gathered into every rank.
+      const size_t begin = optimizer.begin(), end = optimizer.end();
+      optimizer.step_range(store, std::span<const float>(store.grads()).subspan(begin, end - begin), stats.lr);
+      std::vector<float> chunk(reducer->chunk_size(), 0.0f);
+      std::copy(store.values().begin() + static_cast<std::ptrdiff_t>(begin),
+                store.values().begin() + static_cast<std::ptrdiff_t>(end), chunk.begin());
+      const std::span<const float> whole = reducer->all_gather(chunk);
+      std::copy_n(whole.begin(), store.values().size(), store.values().begin());
+    } else {
+      optimizer.step(store, stats.lr);
+    }
     return stats;
   }
 };
 
-PipelineTrainer::PipelineTrainer(const Config& config, dist::Communicator& pp)
-    : impl_(std::make_unique<Impl>(config, pp)) {}
+PipelineTrainer::PipelineTrainer(const Config& config, dist::Communicator& pp, dist::Communicator* dp)
+    : impl_(std::make_unique<Impl>(config, pp, dp)) {}
 PipelineTrainer::~PipelineTrainer() = default;
 StepStats PipelineTrainer::step(const std::vector<model::Batch>& microbatches) { return impl_->step(microbatches); }
 model::ParameterStore& PipelineTrainer::parameters() { return impl_->store; }

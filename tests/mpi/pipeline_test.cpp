@@ -1,6 +1,7 @@
 // Pipeline-parallel training (1F1B) reproduces the 1-rank Trainer bit for bit: the same per-step loss and
 // gradient norm, and every stage's weights equal to the 1-rank weights at the stage's place in the flat
-// layout, after every step — pp 2 and pp 4 (the world size), dense and MoE, 8 microbatches per step.
+// layout, after every step — pp2, pp4 and pp2·dp2 with ZeRO-0 and ZeRO-1, dense and MoE, 8 microbatches
+// per step.
 // Every rank also runs the 1-rank reference itself (the models are tiny), so the comparison is local.
 
 #include <gtest/gtest.h>
@@ -24,6 +25,7 @@ constexpr int kSteps = 4;
 constexpr int kMicrobatches = 8;
 
 Config tiny(const std::string& name, int pp, std::vector<std::string> more = {}) {
+  // (pp × dp = the world size: dp is derived.)
   std::vector<std::string> overrides = {"data.seq_length=32", "train.micro_batch_size=1", "train.global_batch_size=8",
                                         "train.steps=4", "optim.warmup_steps=1", "parallel.pp=" + std::to_string(pp)};
   overrides.insert(overrides.end(), more.begin(), more.end());
@@ -38,24 +40,28 @@ struct World {
   }
 };
 
-void expect_same_as_one_rank(const std::string& name, std::vector<std::string> more = {}) {
+void expect_same_as_one_rank(const std::string& name, int pp, std::vector<std::string> more = {}) {
   const World w;
-  SCOPED_TRACE(name + " pp" + std::to_string(w.size));
-  const Config c = tiny(name, w.size, more);
+  const Config c = tiny(name, pp, more);
   Config one = c;
   one.parallel.pp = 1;
   one.parallel.pipeline_layers.clear();
   const dist::Topology topology = dist::Topology::build(w.size, dist::parallel_sizes(c.parallel));
   const dist::ProcessGroups groups(MPI_COMM_WORLD, topology);
   dist::Communicators comms(groups, topology, w.rank, {.timeout_seconds = 120});
-  PipelineTrainer pipeline(c, comms.get(dist::Group::pp));
+  dist::Communicator& dp = comms.get(dist::Group::dp);
+  SCOPED_TRACE(name + " pp" + std::to_string(pp) + " dp" + std::to_string(dp.size()) + " zero" +
+               std::to_string(c.parallel.zero_stage));
+  PipelineTrainer pipeline(c, comms.get(dist::Group::pp), &dp);
   Trainer reference(one);
+  const int per_replica = kMicrobatches / dp.size();
   for (int step = 1; step <= kSteps; ++step) {
-    std::vector<model::Batch> all;
+    std::vector<model::Batch> all, local;
     for (int m = 0; m < kMicrobatches; ++m)
       all.push_back(synthetic_batch(c.model.vocab_size, c.data.seq_length, 1, c.train.seed, step, m));
+    for (int m = dp.rank() * per_replica; m < (dp.rank() + 1) * per_replica; ++m) local.push_back(all[m]);
     const StepStats want = reference.step(all);
-    const StepStats got = pipeline.step(all);
+    const StepStats got = pipeline.step(local);
     EXPECT_EQ(got.loss, want.loss) << "step " << step;
     EXPECT_EQ(got.grad_norm, want.grad_norm) << "step " << step;
     EXPECT_EQ(got.targets, want.targets);
@@ -69,15 +75,24 @@ void expect_same_as_one_rank(const std::string& name, std::vector<std::string> m
 
 // ctest runs this binary on 2 and on 4 ranks: pp is the world size (tiny models have 4 layers).
 TEST(Pipeline, OneFOneBReproducesOneRankBitForBit) {
-  expect_same_as_one_rank("tiny-dense");
-  expect_same_as_one_rank("tiny-moe");
+  const World w;
+  expect_same_as_one_rank("tiny-dense", w.size);
+  expect_same_as_one_rank("tiny-moe", w.size);
+}
+
+// pp2 · dp2 on 4 ranks: each replica pipelines its 4 microbatches; stages reduce over dp.
+TEST(Pipeline, WithDataParallelismReproducesOneRankBitForBit) {
+  const World w;
+  if (w.size != 4) GTEST_SKIP() << "pp2·dp2 needs 4 ranks";
+  for (const char* name : {"tiny-dense", "tiny-moe"})
+    for (const char* zero : {"parallel.zero_stage=0", "parallel.zero_stage=1"}) expect_same_as_one_rank(name, 2, {zero});
 }
 
 // Uneven explicit stage sizes (the first stage also carries the embedding, the last the head).
 TEST(Pipeline, ExplicitStageLayers) {
   const World w;
   if (w.size != 2) GTEST_SKIP() << "the 3+1 split is a pp2 layout";
-  expect_same_as_one_rank("tiny-dense", {"parallel.pipeline_layers=[3,1]"});
+  expect_same_as_one_rank("tiny-dense", 2, {"parallel.pipeline_layers=[3,1]"});
 }
 
 TEST(Pipeline, RefusesWhatItCannotDo) {

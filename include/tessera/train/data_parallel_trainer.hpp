@@ -15,6 +15,7 @@
 #include "tessera/model/batch.hpp"
 #include "tessera/model/decoder.hpp"
 #include "tessera/model/parameter_store.hpp"
+#include "tessera/train/data_parallel_reducer.hpp"
 #include "tessera/train/optimizer.hpp"
 #include "tessera/train/trainer.hpp"
 #include "tessera/train/tree_sum.hpp"
@@ -38,11 +39,10 @@ class DataParallelTrainer {
   dist::Communicator& dp_;
   model::ParameterStore store_;
   model::Decoder decoder_;
-  size_t padded_ = 0, chunk_ = 0;  // gradient buffer padded to dp chunks of whole norm blocks
-  AdamW optimizer_;                // the whole buffer (ZeRO-0) or this rank's chunk (ZeRO-1)
-  TreeSum local_sum_, rank_sum_;
-  std::vector<float> send_, received_, shard_, gathered_;
-  std::vector<int64_t> counts_;
+  DataParallelReducer reducer_;
+  AdamW optimizer_;  // the whole buffer (ZeRO-0) or this rank's chunk (ZeRO-1)
+  TreeSum local_sum_;
+  std::vector<float> partial_, shard_;
 };
 
 }  // namespace tessera::train

@@ -11,6 +11,11 @@
 // later one's first elements); clipping and AdamW are elementwise. So every stage's weights equal the
 // 1-rank Trainer's, bit for bit, and so do the losses (MoE routing statistics travel with the activations
 // and are combined in layer order).
+//
+// With data parallelism (pp × dp), each dp replica runs the pipeline over its block of the step's
+// microbatches; each stage's gradient is then summed over its dp group in the same tree order
+// (data_parallel_reducer.hpp), the per-microbatch losses are gathered and added in microbatch order, and
+// ZeRO-1 shards the stage's optimizer state over dp (updated shards all-gathered). Still bit for bit.
 
 #include <memory>
 #include <vector>
@@ -25,14 +30,15 @@ namespace tessera::train {
 
 class PipelineTrainer {
  public:
-  // `pp` is this rank's pipeline communicator (its rank is the stage); every rank of it constructs the
-  // trainer with the same config.
-  PipelineTrainer(const Config& config, dist::Communicator& pp);
+  // `pp` is this rank's pipeline communicator (its rank is the stage); `dp` its data-parallel communicator
+  // (null: dp = 1). Every rank constructs the trainer with the same config.
+  PipelineTrainer(const Config& config, dist::Communicator& pp, dist::Communicator* dp = nullptr);
   ~PipelineTrainer();
 
-  // One optimizer step over all of the step's microbatches (every stage is given all of them: the first
-  // reads the token ids, the last the targets, every stage the sample boundaries and positions). Every
-  // stage returns the same statistics.
+  // One optimizer step over this dp replica's microbatches: dp rank r takes the step's microbatches
+  // r·k … r·k + k − 1, and every stage of the replica is given all k (the first reads the token ids, the
+  // last the targets, every stage the sample boundaries and positions). Every rank returns the same
+  // statistics.
   StepStats step(const std::vector<model::Batch>& microbatches);
 
   // This stage's tensors, and where they start in the whole model's flat parameter layout.

@@ -1,0 +1,43 @@
+#include "tessera/train/data_parallel_reducer.hpp"
+
+#include <algorithm>
+#include <bit>
+
+#include "tessera/core/error.hpp"
+
+namespace tessera::train {
+namespace {
+
+size_t padded_length(size_t n, int dp) {
+  const size_t unit = kNormBlock * static_cast<size_t>(dp);
+  return (n + unit - 1) / unit * unit;
+}
+
+}  // namespace
+
+DataParallelReducer::DataParallelReducer(dist::Communicator& dp, size_t length)
+    : dp_(dp), length_(length), padded_(padded_length(length, dp.size())),
+      chunk_(padded_ / static_cast<size_t>(dp.size())), rank_sum_(chunk_), send_(padded_, 0.0f), received_(padded_),
+      shard_(chunk_), gathered_(padded_), counts_(static_cast<size_t>(dp.size()), static_cast<int64_t>(chunk_)) {}
+
+std::span<float> DataParallelReducer::reduce_scatter(std::span<const float> partial, int level) {
+  TESSERA_CHECK(partial.size() == length_, "data-parallel reduction of {} values given {}", length_, partial.size());
+  std::copy(partial.begin(), partial.end(), send_.begin());
+  dp_.all_to_all_v(send_, counts_, received_, counts_)->wait();
+  for (int r = 0; r < dp_.size(); ++r)
+    rank_sum_.add(std::span<const float>(received_).subspan(static_cast<size_t>(r) * chunk_, chunk_), level);
+  rank_sum_.finish(shard_);
+  return shard_;
+}
+
+std::span<const float> DataParallelReducer::all_gather(std::span<const float> chunk) {
+  TESSERA_CHECK(chunk.size() == chunk_, "all-gather of chunks of {} given {}", chunk_, chunk.size());
+  dp_.all_gather(chunk, gathered_)->wait();
+  return gathered_;
+}
+
+int tree_level(int64_t k) {
+  return std::has_single_bit(static_cast<uint64_t>(k)) ? std::countr_zero(static_cast<uint64_t>(k)) : 0;
+}
+
+}  // namespace tessera::train
