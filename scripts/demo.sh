@@ -52,6 +52,10 @@ if [ -f "$tokenizer/tokenizer.json" ]; then
   head -c 1800 runs/demo/vision-row0.txt; echo " …"
   step "train: SFT of a tiny Qwen3-vocabulary model on the packed embedded data (loader → decoder → AdamW)"
   "$tessera" train -c configs/demo-sft.yaml --set "data.tokenizer=$tokenizer"
+  step "train: the same SFT on 8 MPI ranks, pipeline 2 × data 4 (1F1B, ZeRO-1), with the step breakdown"
+  OMP_NUM_THREADS=1 mpirun --oversubscribe -np 8 "$tessera" train -c configs/demo-sft.yaml \
+    --set "data.tokenizer=$tokenizer" --set parallel.pp=2 --set train.global_batch_size=8 --set train.steps=4 \
+    --set logging.interval=1 --set logging.run_dir=runs/demo-sft-pp2-dp4
 else
   step "pack/train on the embedded data: SKIPPED — the Qwen3 tokenizer is not at $tokenizer"
 fi

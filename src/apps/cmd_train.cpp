@@ -63,6 +63,29 @@ std::unique_ptr<NoGpu> make_gpu_trainer(const Config& config, int) {
 std::string device_memory_note(const NoGpu*) { return {}; }
 #endif
 
+// Where a step's time went: each group's communication (the sum of its operations' wall times: they are
+// waited on one by one, so they do not overlap), the rest counted as compute. The pipeline group's time
+// is its point-to-point waits, which include the pipeline bubble. For the data-parallel group, the bytes
+// this rank sent against the all-reduce minimum 2(n−1)/n·S for the gradient buffer S it exchanged.
+std::string step_breakdown(const dist::StepSummary& summary, double seconds, const dist::Topology& topology) {
+  double communication = 0;
+  std::string groups;
+  for (const dist::Group g : {dist::Group::dp, dist::Group::pp}) {
+    const dist::GroupOpTotals t = summary.group_total(g);
+    if (t.calls == 0) continue;
+    communication += t.seconds;
+    groups += fmt::format(" | {} {:.1f} ms ({} ops, sent {:.2f} MB", dist::group_name(g), t.seconds * 1e3, t.calls,
+                          static_cast<double>(t.sent_bytes) / 1e6);
+    const dist::GroupOpTotals* exchange = summary.find(g, dist::CollectiveOp::all_to_all_v);
+    if (g == dist::Group::dp && exchange && exchange->calls > 0) {
+      const double n = topology.dp(), S = static_cast<double>(exchange->payload_bytes) / exchange->calls;
+      groups += fmt::format(", {:.3f}× the all-reduce minimum", static_cast<double>(t.sent_bytes) / (2 * (n - 1) / n * S));
+    }
+    groups += ")";
+  }
+  return fmt::format(" | compute {:.1f} ms{}", (seconds - communication) * 1e3, groups);
+}
+
 void run_training(const dist::MpiSession& mpi, const Config& config) {
   const int world = mpi.size(), rank = mpi.rank();
   // One process trains with the reference Trainer; several form a data-parallel group.
@@ -118,6 +141,7 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
                                                  config.train.seed, step, i));
       }
     }
+    if (comms) comms->trace().begin_step();
     const auto start = std::chrono::steady_clock::now();
     const train::StepStats s = gpu        ? gpu->step(batches)
                                : pipeline ? pipeline->step(batches)
@@ -128,11 +152,12 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
       const double tokens_per_s = static_cast<double>(s.tokens) / seconds;
       const double tflops = tokens_per_s * flops_per_token / 1e12;
       log->info("step {:>5}/{} | loss {:.6f}{} | lr {:.3e} | grad norm {:.4f} | {:.0f} tokens/s | {:.3f} TFLOP/s "
-                "| MFU {:.2f}% of {} × {} TFLOP/s{}",
+                "| MFU {:.2f}% of {} × {} TFLOP/s{}{}",
                 step, config.train.steps, s.loss,
                 m.is_moe() ? fmt::format(" (ce {:.4f}, aux {:.4f})", s.ce_loss, s.aux_loss) : "", s.lr, s.grad_norm,
                 tokens_per_s, tflops, 100.0 * tflops / (config.train.peak_tflops * world), world,
-                config.train.peak_tflops, device_memory_note(gpu.get()));
+                config.train.peak_tflops, device_memory_note(gpu.get()),
+                comms ? step_breakdown(comms->trace().step_summary(), seconds, *topology) : std::string());
     }
   }
   log->flush();
