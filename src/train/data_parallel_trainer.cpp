@@ -76,21 +76,20 @@ StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
   const auto aux_scale = static_cast<float>(config_.model.router_aux_loss_coef / total_micro);
   const auto z_scale = static_cast<float>(config_.model.router_z_loss_coef / total_micro);
 
-  std::array<double, 3> sums = {0, 0, 0};
+  std::vector<double> losses;  // ce, aux, z per microbatch
   for (const auto& mb : local) {
     store_.zero_grads();
     const model::ForwardLoss l = decoder_.forward(mb);
-    sums[0] += l.ce_sum;
-    sums[1] += l.aux;
-    sums[2] += l.z;
+    losses.insert(losses.end(), {l.ce_sum, l.aux, l.z});
     decoder_.backward(ce_scale, aux_scale, z_scale);
     local_sum_.add(store_.grads());
   }
-  const std::vector<double> all_sums = all_gather_doubles(dp_, sums);
-  for (int r = 0; r < dp; ++r) {
-    stats.ce_loss += all_sums[static_cast<size_t>(r) * 3];
-    stats.aux_loss += all_sums[static_cast<size_t>(r) * 3 + 1];
-    stats.z_loss += all_sums[static_cast<size_t>(r) * 3 + 2];
+  // Every microbatch's losses, added in global microbatch order as the 1-rank trainer adds them.
+  const std::vector<double> all_losses = all_gather_doubles(dp_, losses);
+  for (size_t i = 0; i < all_losses.size(); i += 3) {
+    stats.ce_loss += all_losses[i];
+    stats.aux_loss += all_losses[i + 1];
+    stats.z_loss += all_losses[i + 2];
   }
   stats.ce_loss /= static_cast<double>(stats.targets);
   stats.aux_loss /= total_micro;
@@ -128,6 +127,11 @@ StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
     std::copy_n(whole.begin(), n, store_.values().begin());
   }
   return stats;
+}
+
+CheckpointView DataParallelTrainer::checkpoint_view() {
+  const bool first = dp_.rank() == 0;
+  return {&store_, 0, &optimizer_, first, first || config_.parallel.zero_stage == 1, fmt::format("dp{:03}", dp_.rank())};
 }
 
 }  // namespace tessera::train

@@ -363,5 +363,12 @@ PipelineTrainer::~PipelineTrainer() = default;
 StepStats PipelineTrainer::step(const std::vector<model::Batch>& microbatches) { return impl_->step(microbatches); }
 model::ParameterStore& PipelineTrainer::parameters() { return impl_->store; }
 size_t PipelineTrainer::global_offset() const { return impl_->spans[impl_->stage].offset; }
+CheckpointView PipelineTrainer::checkpoint_view() {
+  const int dp_rank = impl_->dp ? impl_->dp->rank() : 0;
+  const bool first = dp_rank == 0;
+  return {&impl_->store, impl_->spans[impl_->stage].offset, &impl_->optimizer, first,
+          first || (impl_->reducer && impl_->config.parallel.zero_stage == 1),
+          fmt::format("pp{:02}-dp{:03}", impl_->stage, dp_rank)};
+}
 
 }  // namespace tessera::train

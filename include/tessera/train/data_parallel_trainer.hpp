@@ -15,6 +15,7 @@
 #include "tessera/model/batch.hpp"
 #include "tessera/model/decoder.hpp"
 #include "tessera/model/parameter_store.hpp"
+#include "tessera/train/checkpoint_view.hpp"
 #include "tessera/train/data_parallel_reducer.hpp"
 #include "tessera/train/optimizer.hpp"
 #include "tessera/train/trainer.hpp"
@@ -33,6 +34,8 @@ class DataParallelTrainer {
   StepStats step(const std::vector<model::Batch>& local);
 
   model::ParameterStore& parameters() { return store_; }
+  // dp rank 0 writes the weights; ZeRO-1 ranks each write their optimizer shard, ZeRO-0 only dp rank 0.
+  CheckpointView checkpoint_view();
 
  private:
   Config config_;

@@ -41,6 +41,8 @@ class AdamW {
   int64_t steps_taken() const { return steps_; }
   std::span<const float> exp_avg() const { return m_; }
   std::span<const float> exp_avg_sq() const { return v_; }
+  // Continues from saved state (a checkpoint): moments for the owned range and the steps already taken.
+  void restore(std::span<const float> exp_avg, std::span<const float> exp_avg_sq, int64_t steps);
 
  private:
   OptimConfig config_;

@@ -24,6 +24,7 @@
 #include "tessera/dist/communicator.hpp"
 #include "tessera/model/batch.hpp"
 #include "tessera/model/parameter_store.hpp"
+#include "tessera/train/checkpoint_view.hpp"
 #include "tessera/train/trainer.hpp"
 
 namespace tessera::train {
@@ -44,6 +45,8 @@ class PipelineTrainer {
   // This stage's tensors, and where they start in the whole model's flat parameter layout.
   model::ParameterStore& parameters();
   size_t global_offset() const;
+  // Each stage's dp rank 0 writes the stage's weights; optimizer state as in DataParallelTrainer.
+  CheckpointView checkpoint_view();
 
  private:
   struct Impl;

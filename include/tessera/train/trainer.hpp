@@ -11,6 +11,7 @@
 #include "tessera/model/batch.hpp"
 #include "tessera/model/decoder.hpp"
 #include "tessera/model/parameter_store.hpp"
+#include "tessera/train/checkpoint_view.hpp"
 #include "tessera/train/optimizer.hpp"
 #include "tessera/train/tree_sum.hpp"
 
@@ -39,6 +40,7 @@ class Trainer {
   model::ParameterStore& parameters() { return store_; }
   const Config& config() const { return config_; }
   int64_t steps_taken() const { return optimizer_.steps_taken(); }
+  CheckpointView checkpoint_view() { return {&store_, 0, &optimizer_, true, true, "r0"}; }
 
  private:
   Config config_;

@@ -1,0 +1,48 @@
+#pragma once
+// Checkpoint format v1 (docs/checkpoint-format.md): a directory per step under checkpoint.dir,
+//   step-NNNNNNNN/manifest.json          format, version, step, layout, every tensor's name, global shape and
+//                                        file, every optimizer range and file, sha256 of every file, the
+//                                        loader state, the resolved config
+//   step-NNNNNNNN/model-*.safetensors    fp32 master weights under Hugging Face names, one file per stage
+//   step-NNNNNNNN/optim-*.safetensors    AdamW moments of one flat range of the whole model's layout
+// and a `latest` file naming the newest committed step. Ranges are in the whole model's flat layout (the
+// same for every parallel layout), so a checkpoint loads under any other layout.
+//
+// Commit protocol: every rank writes its files into a temporary directory (each file written atomically
+// and fsynced), reports their checksums to rank 0, which writes the manifest, renames the directory into
+// place, fsyncs, then replaces `latest` atomically and deletes checkpoints beyond keep_last. A job killed at
+// any point leaves the previous committed checkpoint as the newest valid one.
+
+#include <mpi.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "tessera/core/config.hpp"
+#include "tessera/data/loader.hpp"
+#include "tessera/model/parameter_store.hpp"
+#include "tessera/train/checkpoint_view.hpp"
+
+namespace tessera::train {
+
+inline constexpr int kCheckpointFormatVersion = 1;
+
+// Every rank of `world` calls it after the same step.
+void save_checkpoint(MPI_Comm world, const Config& config, int64_t step, const CheckpointView& view,
+                     const std::optional<data::LoaderState>& loader);
+
+// The newest committed checkpoint in `dir` whose manifest parses, names this model and whose files all
+// match their checksums (checked by rank 0; every rank gets the answer). Each rejected one is reported
+// through `warn` with the file and the mismatch, then the one before it is tried. Empty: none.
+std::string find_checkpoint(MPI_Comm world, const std::string& dir, const Config& config,
+                            const std::function<void(const std::string&)>& warn);
+
+struct Resumed {
+  int64_t step = 0;
+  std::optional<data::LoaderState> loader;
+};
+// Loads `path` (from find_checkpoint) into this rank's view, whatever layout saved it.
+Resumed load_checkpoint(const std::string& path, const Config& config, const CheckpointView& view);
+
+}  // namespace tessera::train

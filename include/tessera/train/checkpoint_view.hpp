@@ -1,0 +1,24 @@
+#pragma once
+// What one rank holds for a checkpoint (checkpoint.hpp): a parameter store at its place in the whole
+// model's flat layout, and an optimizer over a range of that store. `writes_*` make exactly one rank write
+// each distinct piece (data-parallel replicas skip what another rank writes); `name` makes its file names
+// unique. Every trainer gives its view; none of this touches MPI.
+
+#include <cstddef>
+#include <string>
+
+#include "tessera/model/parameter_store.hpp"
+#include "tessera/train/optimizer.hpp"
+
+namespace tessera::train {
+
+struct CheckpointView {
+  model::ParameterStore* store = nullptr;
+  size_t offset = 0;
+  AdamW* optimizer = nullptr;
+  bool writes_model = true;
+  bool writes_optimizer = true;
+  std::string name = "r0";
+};
+
+}  // namespace tessera::train
