@@ -4,17 +4,21 @@
 // MFU (and GPU memory on cuda).
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 
 #include <optional>
 
 #include "commands.hpp"
+#include "tessera/dist/mpi_check.hpp"
 #include "tessera/dist/mpi_communicator.hpp"
 #include "tessera/dist/mpi_session.hpp"
 #include "tessera/dist/process_groups.hpp"
 #include "tessera/dist/topology.hpp"
 #include "tessera/train/data_parallel_trainer.hpp"
+#include "tessera/train/checkpoint.hpp"
 #include "tessera/train/pipeline_trainer.hpp"
+#include "tessera/train/preemption.hpp"
 #include "tessera/core/config.hpp"
 #include "tessera/core/error.hpp"
 #include "tessera/core/logging.hpp"
@@ -124,12 +128,42 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   // their replica's block.
   const int data_ranks = topology ? topology->dp() : 1;
   const int64_t per_rank = micro / data_ranks, first = per_rank * (topology ? topology->coord(rank).dp : 0);
+
+  // Checkpoints (CPU trainers): resume from the newest valid one, save every checkpoint.interval steps, at
+  // the end, and when a preemption signal arrives (then exit kPreemptedExitCode).
+  const std::optional<train::CheckpointView> view =
+      gpu ? std::nullopt
+          : std::optional<train::CheckpointView>(pipeline ? pipeline->checkpoint_view()
+                                                 : parallel ? parallel->checkpoint_view()
+                                                            : single->checkpoint_view());
+  TESSERA_CHECK(!gpu || config.checkpoint.interval == 0,
+                "checkpoint.interval {}: checkpoints of train.device: cuda runs are not built yet", config.checkpoint.interval);
+  if (gpu) log->warn("train.device: cuda: this run saves no checkpoints (not built for the GPU trainer yet)");
+  int64_t first_step = 1;
+  if (view) {
+    const std::string found = train::find_checkpoint(MPI_COMM_WORLD, train::checkpoint_directory(config), config,
+                                                     [&](const std::string& w) { log->warn("{}", w); });
+    if (!found.empty()) {
+      const train::Resumed r = train::load_checkpoint(found, config, *view);
+      if (loader) {
+        TESSERA_CHECK(r.loader.has_value(), "{}: the checkpoint has no data-loader state, but data.paths is set", found);
+        loader->restore(*r.loader);
+      }
+      first_step = r.step + 1;
+      log->info("resumed from {} (step {}){}", found, r.step,
+                std::getenv("SLURM_RESTART_COUNT") ? fmt::format(", SLURM_RESTART_COUNT={}", std::getenv("SLURM_RESTART_COUNT")) : "");
+    }
+    train::install_preemption_handlers();
+  }
+  if (first_step > config.train.steps) log->info("already trained to step {}: nothing to do", config.train.steps);
   log->info("training {} ({} parameters) on {} rank(s) for {} steps, {} microbatch(es) of {} × {} tokens per step, {}",
             m.name, num_params, world, config.train.steps, micro, config.train.micro_batch_size,
             config.data.seq_length,
             loader ? fmt::format("data {} ({} rows per epoch)", fmt::join(config.data.paths, ", "), loader->rows_per_epoch())
                    : std::string("synthetic data"));
-  for (int64_t step = 1; step <= config.train.steps; ++step) {
+  const auto run_start = std::chrono::steady_clock::now();
+  double slowest_step = 0;
+  for (int64_t step = first_step; step <= config.train.steps; ++step) {
     std::vector<model::Batch> batches;
     for (int64_t i = 0; i < micro; ++i) {
       const bool mine = i >= first && i < first + per_rank;
@@ -158,6 +192,29 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
                 tokens_per_s, tflops, 100.0 * tflops / (config.train.peak_tflops * world), world,
                 config.train.peak_tflops, device_memory_note(gpu.get()),
                 comms ? step_breakdown(comms->trace().step_summary(), seconds, *topology) : std::string());
+    }
+    if (!view) continue;
+    // Every rank learns whether any rank was signalled or is out of time, at the same step boundary.
+    slowest_step = std::max(slowest_step, seconds);
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    const bool out_of_time = config.train.max_duration > 0 && elapsed + 2 * slowest_step > config.train.max_duration;
+    const bool exit_now = config.train.exit_interval > 0 && step % config.train.exit_interval == 0;
+    int stop = train::preemption_requested() || out_of_time || exit_now ? 1 : 0;
+    TESSERA_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    const bool interval = config.checkpoint.interval > 0 && step % config.checkpoint.interval == 0;
+    if (stop || interval || step == config.train.steps) {
+      train::save_checkpoint(MPI_COMM_WORLD, config, step, *view,
+                             loader ? std::optional<data::LoaderState>(loader->state()) : std::nullopt);
+      log->info("checkpoint saved: {}/step-{:08d}", train::checkpoint_directory(config), step);
+    }
+    if (stop) {
+      log->warn("{}: checkpoint of step {} committed; exiting with code {} (restart to resume)",
+                train::preemption_requested() ? fmt::format("preemption signal {} received", train::preemption_signal())
+                : exit_now                    ? fmt::format("train.exit_interval {} reached", config.train.exit_interval)
+                                              : fmt::format("train.max_duration {} s nearly used", config.train.max_duration),
+                step, train::kPreemptedExitCode);
+      log->flush();
+      throw ExitRequest{train::kPreemptedExitCode};
     }
   }
   log->flush();

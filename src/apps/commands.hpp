@@ -7,6 +7,12 @@
 
 namespace tessera::apps {
 
+// Thrown by a command that must end the process with a particular exit code that is not an error (a
+// preempted training run: kPreemptedExitCode). Not a std::exception, so error handlers let it pass.
+struct ExitRequest {
+  int code = 0;
+};
+
 void add_config_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 void add_version_command(CLI::App& app);

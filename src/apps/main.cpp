@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   } catch (const tessera::Error& e) {
     std::fprintf(stderr, "tessera: error: %s\n", e.what());
     return 1;
+  } catch (const tessera::apps::ExitRequest& e) {
+    return e.code;
   }
   return 0;
 }

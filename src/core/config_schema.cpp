@@ -349,10 +349,18 @@ std::vector<Field> bind_fields(Config& c) {
     s.choice("recompute", t.recompute,
              "Activation recompute: none, selective (attention core) or full (whole layer).");
     s.real("peak_tflops", t.peak_tflops, above(0), "Peak dense TFLOP/s of one device, the denominator of MFU.");
+    s.real("max_duration", t.max_duration, at_least(0),
+           "Wall-clock seconds this run may take; before the next step would exceed it (by the slowest step so "
+           "far) the run saves a checkpoint and exits with code 75, as on preemption. 0: no limit.");
+    s.integer("exit_interval", t.exit_interval, 0,
+              "Save a checkpoint and exit with code 75 after a step divisible by this (Megatron's "
+              "--exit-interval); 0: never.");
   }
   {
     SectionBinder s(f, "checkpoint");
-    s.text("dir", c.checkpoint.dir, "Directory holding step checkpoints and the `latest` pointer.");
+    s.text("dir", c.checkpoint.dir,
+           "Directory holding step checkpoints and the `latest` pointer; empty means <logging.run_dir>/checkpoints. "
+           "`tessera train` resumes from the newest valid checkpoint there.");
     s.integer("interval", c.checkpoint.interval, 0, "Save every N steps; 0 saves only at the end and on preemption.");
     s.integer("keep_last", c.checkpoint.keep_last, 1, "Committed checkpoints kept; older ones are deleted.");
   }

@@ -91,11 +91,16 @@ std::string problem_with(const fs::path& dir, const Config& config) {
 
 }  // namespace
 
+std::string checkpoint_directory(const Config& config) {
+  return config.checkpoint.dir.empty() ? (fs::path(config.logging.run_dir) / "checkpoints").string()
+                                       : config.checkpoint.dir;
+}
+
 void save_checkpoint(MPI_Comm world, const Config& config, int64_t step, const CheckpointView& view,
                      const std::optional<data::LoaderState>& loader) {
   TESSERA_CHECK(view.store && view.optimizer, "a checkpoint needs the rank's parameters and optimizer");
   const int rank = rank_of(world);
-  const fs::path dir = config.checkpoint.dir, tmp = dir / (".tmp-" + step_name(step)), final = dir / step_name(step);
+  const fs::path dir = checkpoint_directory(config), tmp = dir / (".tmp-" + step_name(step)), final = dir / step_name(step);
   if (rank == 0) {
     fs::create_directories(dir);
     fs::remove_all(tmp);  // a crashed earlier attempt at this step

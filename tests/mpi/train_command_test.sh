@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `tessera train` on 1, 2 and 4 ranks (data parallel with ZeRO-0 and ZeRO-1, pipeline parallel 1F1B) prints
 # the same loss and gradient norm at every logged step, dense and MoE: the end-to-end form of the
-# equivalence.
+# equivalence; and a run stopped by train.exit_interval and resumed on another layout continues exactly.
 set -euo pipefail
 tessera=$1
 mpirun=$2
@@ -27,5 +27,21 @@ for model in tiny-dense tiny-moe; do
     fi
   done
   [ "$(losses "$run_dir/$model-1.txt" | wc -l)" -eq 6 ] || { echo "$model: expected 6 logged steps"; exit 1; }
+
+  # Stop and resume on another layout: pp2 stops after step 3 (checkpoint, exit code 75), a restart on 4
+  # ranks (dp4, ZeRO-1) resumes from it; together they log exactly the uninterrupted 1-rank run's lines.
+  resume_dir="$run_dir/$model-resume"
+  set +e
+  "$mpirun" --oversubscribe -np 2 "$tessera" "${args[@]}" --set parallel.pp=2 --set train.exit_interval=3 \
+    --set "logging.run_dir=$resume_dir" > "$run_dir/$model-cut1.txt" 2>&1
+  rc=$?
+  set -e
+  [ "$rc" -eq 75 ] || { cat "$run_dir/$model-cut1.txt"; echo "$model: expected exit code 75, got $rc"; exit 1; }
+  "$mpirun" --oversubscribe -np 4 "$tessera" "${args[@]}" --set parallel.zero_stage=1 \
+    --set "logging.run_dir=$resume_dir" > "$run_dir/$model-cut2.txt" 2>&1 || { cat "$run_dir/$model-cut2.txt"; exit 1; }
+  grep -q "resumed from .*step-00000003 (step 3)" "$run_dir/$model-cut2.txt" || { cat "$run_dir/$model-cut2.txt"; exit 1; }
+  if ! diff <(losses "$run_dir/$model-1.txt") <(cat "$run_dir/$model-cut1.txt" "$run_dir/$model-cut2.txt" | losses /dev/stdin); then
+    echo "$model: the stopped-and-resumed run differs from the uninterrupted one"; exit 1
+  fi
 done
-echo "train command: 1-rank, data-parallel and pipeline-parallel runs agree"
+echo "train command: 1-rank, data-parallel, pipeline-parallel and stopped-and-resumed runs agree"

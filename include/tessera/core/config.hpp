@@ -88,10 +88,12 @@ struct TrainConfig {
   Device device = Device::cpu;
   Recompute recompute = Recompute::selective;
   double peak_tflops = 989.0;
+  double max_duration = 0;    // seconds of wall clock for this run; 0: no limit
+  int64_t exit_interval = 0;  // stop (checkpoint, exit 75) after a step divisible by it; 0: never
 };
 
 struct CheckpointConfig {
-  std::string dir = "checkpoints";
+  std::string dir;  // empty: <logging.run_dir>/checkpoints
   int64_t interval = 0;  // 0: only at the end and on preemption
   int keep_last = 3;
 };

@@ -28,6 +28,9 @@ namespace tessera::train {
 
 inline constexpr int kCheckpointFormatVersion = 1;
 
+// checkpoint.dir, or <logging.run_dir>/checkpoints when it is empty.
+std::string checkpoint_directory(const Config& config);
+
 // Every rank of `world` calls it after the same step.
 void save_checkpoint(MPI_Comm world, const Config& config, int64_t step, const CheckpointView& view,
                      const std::optional<data::LoaderState>& loader);
