@@ -21,5 +21,6 @@ void add_train_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_pack_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 
 }  // namespace tessera::apps

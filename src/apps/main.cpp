@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   tessera::apps::add_grid_command(app);
   tessera::apps::add_train_command(app);
   tessera::apps::add_convert_command(app);
+  tessera::apps::add_export_command(app);
   tessera::apps::add_pack_command(app);
   tessera::apps::add_inspect_command(app);
   tessera::apps::add_version_command(app);

@@ -188,12 +188,9 @@ std::string find_checkpoint(MPI_Comm world, const std::string& dir, const Config
   return broadcast_string(world, chosen);
 }
 
-Resumed load_checkpoint(const std::string& path, const Config& config, const CheckpointView& view) {
-  TESSERA_CHECK(view.store && view.optimizer, "loading a checkpoint needs the rank's parameters and optimizer");
+void load_checkpoint_weights(const std::string& path, model::ParameterStore& store) {
   const fs::path dir = path;
   const json m = json::parse(read_file((dir / "manifest.json").string()));
-  TESSERA_CHECK(m.value("model", "") == config.model.name, "{}: a checkpoint of model '{}', not '{}'",
-                (dir / "manifest.json").string(), m.value("model", ""), config.model.name);
   std::map<std::string, std::string> file_of;
   std::map<std::string, std::vector<int64_t>> shape_of;
   for (const auto& t : m.at("tensors")) {
@@ -206,7 +203,6 @@ Resumed load_checkpoint(const std::string& path, const Config& config, const Che
     if (it == open.end()) it = open.emplace(name, io::SafetensorsFile::open((dir / name).string())).first;
     return it->second;
   };
-  model::ParameterStore& store = *view.store;
   for (size_t i = 0; i < store.size(); ++i) {
     const model::ParameterSpec& spec = store.spec(i);
     const auto f = file_of.find(spec.hf_name);
@@ -217,6 +213,40 @@ Resumed load_checkpoint(const std::string& path, const Config& config, const Che
                   fmt::join(spec.shape, ", "));
     file(f->second).read_f32_into(spec.hf_name, store.value(i));
   }
+}
+
+std::string resolve_checkpoint(const std::string& path) {
+  const fs::path p = path;
+  if (fs::exists(p / "manifest.json")) return p.string();
+  const fs::path latest = p / "latest";
+  TESSERA_CHECK(fs::exists(latest), "{}: neither a checkpoint (no manifest.json) nor a checkpoint directory (no latest)",
+                path);
+  std::string name = read_file(latest.string());
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  TESSERA_CHECK(fs::exists(p / name / "manifest.json"), "{}: names {}, which has no manifest.json", latest.string(),
+                name);
+  return (p / name).string();
+}
+
+Config checkpoint_config(const std::string& path) {
+  const std::string manifest = (fs::path(path) / "manifest.json").string();
+  const json m = json::parse(read_file(manifest));
+  return parse_config(m.at("config").get<std::string>(), manifest + " (config)");
+}
+
+Resumed load_checkpoint(const std::string& path, const Config& config, const CheckpointView& view) {
+  TESSERA_CHECK(view.store && view.optimizer, "loading a checkpoint needs the rank's parameters and optimizer");
+  const fs::path dir = path;
+  const json m = json::parse(read_file((dir / "manifest.json").string()));
+  TESSERA_CHECK(m.value("model", "") == config.model.name, "{}: a checkpoint of model '{}', not '{}'",
+                (dir / "manifest.json").string(), m.value("model", ""), config.model.name);
+  load_checkpoint_weights(path, *view.store);
+  std::map<std::string, io::SafetensorsFile> open;
+  auto file = [&](const std::string& name) -> io::SafetensorsFile& {
+    auto it = open.find(name);
+    if (it == open.end()) it = open.emplace(name, io::SafetensorsFile::open((dir / name).string())).first;
+    return it->second;
+  };
 
   AdamW& opt = *view.optimizer;
   const size_t begin = view.offset + opt.begin(), end = view.offset + opt.end();

@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 
 #include "test_support.hpp"
+#include "tessera/io/hf_model.hpp"
+#include "tessera/train/checkpoint.hpp"
 
 namespace {
 
@@ -100,6 +102,34 @@ TEST_F(Cli, ReferenceIsMarkdown) {
   const Result r = run("config --reference");
   ASSERT_EQ(r.status, 0);
   EXPECT_NE(r.output.find("| `model.hidden_size` | int |"), std::string::npos) << r.output;
+}
+
+}  // namespace
+
+namespace {
+
+// A checkpoint exported as a Hugging Face directory holds exactly the checkpoint's weights (f32), and a
+// missing checkpoint is named.
+TEST_F(Cli, ExportsACheckpointAsHuggingFace) {
+  const std::string run_dir = (dir_ / "run").string();
+  const Result trained = run("train -c " + kConfigs + "tiny-dense.yaml --set train.steps=2 --set data.seq_length=32 " +
+                             "--set logging.run_dir=" + run_dir);
+  ASSERT_EQ(trained.status, 0) << trained.output;
+  const std::string out = (dir_ / "hf").string();
+  const Result exported = run("export --checkpoint " + run_dir + "/checkpoints --dtype f32 " + out);
+  ASSERT_EQ(exported.status, 0) << exported.output;
+
+  const tessera::ModelConfig config = tessera::io::read_hf_config(out);
+  tessera::model::ParameterStore hf(tessera::model::parameter_specs(config), false);
+  tessera::io::load_hf_weights(out, hf);
+  tessera::model::ParameterStore saved(tessera::model::parameter_specs(config), false);
+  tessera::train::load_checkpoint_weights(run_dir + "/checkpoints/step-00000002", saved);
+  ASSERT_EQ(hf.values().size(), saved.values().size());
+  EXPECT_TRUE(std::equal(hf.values().begin(), hf.values().end(), saved.values().begin()));
+
+  const Result missing = run("export --checkpoint " + dir_.string() + " " + out);
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_NE(missing.output.find("no latest"), std::string::npos) << missing.output;
 }
 
 }  // namespace

@@ -45,6 +45,15 @@ struct Resumed {
   int64_t step = 0;
   std::optional<data::LoaderState> loader;
 };
+// A checkpoint directory: `path` itself when it holds a manifest, else the step `path`/latest names.
+// Throws naming the missing file.
+std::string resolve_checkpoint(const std::string& path);
+// The config the checkpoint was saved with (its manifest's copy).
+Config checkpoint_config(const std::string& path);
+// Fills every tensor of `store` (any subset of the model, e.g. the whole model for an export) from the
+// checkpoint's weights, checking names and shapes.
+void load_checkpoint_weights(const std::string& path, model::ParameterStore& store);
+
 // Loads `path` (from find_checkpoint) into this rank's view, whatever layout saved it.
 Resumed load_checkpoint(const std::string& path, const Config& config, const CheckpointView& view);
 
