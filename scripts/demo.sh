@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job tessera can run today on the shipped defaults: check the configs, plan the real layouts
-# (8B dense on 8 and 64 GPUs, 30B MoE with ep8 on 16), show a refused layout, then build and verify the
-# rank grid of the tiny MoE model over 8 real MPI ranks with per-rank logs, and train the tiny dense and MoE
-# models in one process (CPU fp32 reference) on synthetic packed data.
+# (8B dense on 8 and 64 GPUs, 30B MoE with ep8 on 16), show a refused layout, build and verify the rank
+# grid of the tiny MoE model over 8 real MPI ranks, pack the embedded data and train on it (one process and
+# 8 ranks, pp2 × dp4), train the tiny dense and MoE models in one process, data-parallel and
+# pipeline-parallel, and stop and resume a run exactly.
 set -euo pipefail
 build=${1:-build}
 tessera="$build/src/tessera"
@@ -11,6 +12,8 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 
 step() { printf '\n=== %s\n' "$*"; }
+# Runs resume from their checkpoints: start every demo run afresh.
+rm -rf runs/demo runs/demo-*
 
 step "tessera version"
 "$tessera" version
@@ -68,5 +71,12 @@ mpirun --oversubscribe -np 2 "$tessera" train -c configs/tiny-dense.yaml --set p
 step "train: the same tiny-dense run pipeline-parallel on 2 MPI ranks, 1F1B (same losses, bit for bit)"
 mpirun --oversubscribe -np 2 "$tessera" train -c configs/tiny-dense.yaml --set parallel.pp=2 \
   --set logging.run_dir=runs/demo-train-dense-pp2
+step "preemption: the tiny-dense run stopped after step 30 (checkpoint, exit code 75), then restarted on 2 ranks"
+rm -rf runs/demo-resume
+rc=0
+"$tessera" train -c configs/tiny-dense.yaml --set train.exit_interval=30 --set logging.run_dir=runs/demo-resume || rc=$?
+[ "$rc" -eq 75 ] || { echo "expected exit code 75 from the stopped run, got $rc"; exit 1; }
+mpirun --oversubscribe -np 2 "$tessera" train -c configs/tiny-dense.yaml --set logging.run_dir=runs/demo-resume
+echo "(the step-60 loss above equals the uninterrupted run's: resumed exactly, on another layout)"
 step "train: tiny-moe (8 experts, top-2, aux loss)"
 "$tessera" train -c configs/tiny-moe.yaml --set logging.run_dir=runs/demo-train-moe

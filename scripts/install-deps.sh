@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev
   libpcre2-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev
   python3-h5py
+  slurm-wlm munge
 )
 
 missing=()

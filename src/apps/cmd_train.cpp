@@ -207,7 +207,7 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
                              loader ? std::optional<data::LoaderState>(loader->state()) : std::nullopt);
       log->info("checkpoint saved: {}/step-{:08d}", train::checkpoint_directory(config), step);
     }
-    if (stop) {
+    if (stop && step < config.train.steps) {  // after the last step the run is simply done
       log->warn("{}: checkpoint of step {} committed; exiting with code {} (restart to resume)",
                 train::preemption_requested() ? fmt::format("preemption signal {} received", train::preemption_signal())
                 : exit_now                    ? fmt::format("train.exit_interval {} reached", config.train.exit_interval)
