@@ -14,10 +14,10 @@ trap 'rm -rf "$RUN"' EXIT
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) hardware threads; tiny-dense, 8 microbatches × 128 tokens"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMP_NUM_THREADS=1
 # ranks pp zero
-for layout in "2 1 0" "2 1 1" "4 1 0" "4 1 1" "4 2 0" "4 2 1" "2 2 1"; do
+for layout in "2 1 0" "2 1 1" "2 1 2" "4 1 0" "4 1 1" "4 1 2" "4 2 0" "4 2 1" "2 2 1"; do
   set -- $layout
   mpirun --oversubscribe -np "$1" "$TESSERA" train -c "$ROOT/configs/tiny-dense.yaml" --set train.steps=4 \
     --set train.global_batch_size=8 --set parallel.pp="$2" --set parallel.zero_stage="$3" \
     --set logging.interval=4 --set logging.run_dir="$RUN/$1-$2-$3" >"$RUN/out" 2>&1 || { cat "$RUN/out"; exit 1; }
-  printf '%d ranks, pp%d, ZeRO-%d:%s\n' "$1" "$2" "$3" "$(grep 'step' "$RUN/out" | tail -1 | sed 's/.*TFLOP\/s//')"
+  printf '%d ranks, pp%d, ZeRO-%d:%s\n' "$1" "$2" "$3" "$(grep -E 'step +[0-9]+/[0-9]+ [|]' "$RUN/out" | tail -1 | sed 's/.*TFLOP\/s//')"
 done

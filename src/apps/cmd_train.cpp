@@ -166,7 +166,9 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   for (int64_t step = first_step; step <= config.train.steps; ++step) {
     std::vector<model::Batch> batches;
     for (int64_t i = 0; i < micro; ++i) {
-      const bool mine = i >= first && i < first + per_rank;
+      const bool mine = parallel ? train::DataParallelTrainer::takes_microbatch(config, topology->coord(rank).dp,
+                                                                              data_ranks, i, micro)
+                                 : i >= first && i < first + per_rank;
       if (loader) {
         auto rows = loader->next_batch();
         if (mine) batches.push_back(train::batch_from_rows(rows, config.data.paths));

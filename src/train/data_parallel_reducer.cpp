@@ -20,10 +20,15 @@ DataParallelReducer::DataParallelReducer(dist::Communicator& dp, size_t length)
       chunk_(padded_ / static_cast<size_t>(dp.size())), rank_sum_(chunk_), send_(padded_, 0.0f), received_(padded_),
       shard_(chunk_), gathered_(padded_), counts_(static_cast<size_t>(dp.size()), static_cast<int64_t>(chunk_)) {}
 
-std::span<float> DataParallelReducer::reduce_scatter(std::span<const float> partial, int level) {
-  TESSERA_CHECK(partial.size() == length_, "data-parallel reduction of {} values given {}", length_, partial.size());
-  std::copy(partial.begin(), partial.end(), send_.begin());
+std::span<const float> DataParallelReducer::exchange(std::span<const float> full) {
+  TESSERA_CHECK(full.size() == length_, "data-parallel exchange of {} values given {}", length_, full.size());
+  std::copy(full.begin(), full.end(), send_.begin());
   dp_.all_to_all_v(send_, counts_, received_, counts_)->wait();
+  return received_;
+}
+
+std::span<float> DataParallelReducer::reduce_scatter(std::span<const float> partial, int level) {
+  exchange(partial);
   for (int r = 0; r < dp_.size(); ++r)
     rank_sum_.add(std::span<const float>(received_).subspan(static_cast<size_t>(r) * chunk_, chunk_), level);
   rank_sum_.finish(shard_);

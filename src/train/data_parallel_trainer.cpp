@@ -16,10 +16,7 @@ const Config& checked(const Config& c, const dist::Communicator& dp) {
   TESSERA_CHECK(p.tp == 1 && p.cp == 1 && p.pp == 1 && p.ep == 1,
                 "data-parallel training is what is built so far; the config asks for tp={} cp={} pp={} ep={}", p.tp,
                 p.cp, p.pp, p.ep);
-  TESSERA_CHECK(p.zero_stage <= 1,
-                "parallel.zero_stage {}: ZeRO-2 needs gradients reduced bucket by bucket during the backward, "
-                "which is not built yet; use 0 or 1",
-                p.zero_stage);
+  TESSERA_CHECK(p.zero_stage <= 2, "parallel.zero_stage {}: ZeRO-3 is not built; use 0, 1 or 2", p.zero_stage);
   TESSERA_CHECK(c.train.precision == Precision::fp32, "train.precision: the CPU backend trains in fp32");
   const int64_t micro = microbatches_per_step(c.train);
   TESSERA_CHECK(micro % dp.size() == 0,
@@ -50,8 +47,10 @@ DataParallelTrainer::DataParallelTrainer(const Config& config, dist::Communicato
       optimizer_(config.optim, store_,
                  config.parallel.zero_stage == 0 ? 0 : std::min(reducer_.chunk_begin(), store_.values().size()),
                  config.parallel.zero_stage == 0 ? SIZE_MAX : reducer_.chunk_begin() + reducer_.chunk_size()),
-      local_sum_(store_.values().size()),
-      partial_(store_.values().size()),
+      // Only one of the two accumulators is used: whole-model partial sums (ZeRO-0/1) or chunk sums (ZeRO-2).
+      local_sum_(config.parallel.zero_stage == 2 ? 0 : store_.values().size()),
+      partial_(config.parallel.zero_stage == 2 ? 0 : store_.values().size()),
+      shard_sum_(config.parallel.zero_stage == 2 ? reducer_.chunk_size() : 0),
       shard_(reducer_.chunk_size()) {
   model::initialize_parameters(store_, config.model.init_std, config.train.seed);
 }
@@ -76,20 +75,30 @@ StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
   const auto aux_scale = static_cast<float>(config_.model.router_aux_loss_coef / total_micro);
   const auto z_scale = static_cast<float>(config_.model.router_z_loss_coef / total_micro);
 
+  const bool zero2 = config_.parallel.zero_stage == 2;
   std::vector<double> losses;  // ce, aux, z per microbatch
   for (const auto& mb : local) {
     store_.zero_grads();
     const model::ForwardLoss l = decoder_.forward(mb);
     losses.insert(losses.end(), {l.ce_sum, l.aux, l.z});
     decoder_.backward(ce_scale, aux_scale, z_scale);
-    local_sum_.add(store_.grads());
+    if (!zero2) {
+      local_sum_.add(store_.grads());
+      continue;
+    }
+    // Leaves i·dp … i·dp + dp − 1 of this chunk arrive together, in rank order = global leaf order.
+    const std::span<const float> received = reducer_.exchange(store_.grads());
+    for (int r = 0; r < dp; ++r) shard_sum_.add(received.subspan(static_cast<size_t>(r) * reducer_.chunk_size(), reducer_.chunk_size()));
   }
-  // Every microbatch's losses, added in global microbatch order as the 1-rank trainer adds them.
+  // Every microbatch's losses, added in global microbatch order as the 1-rank trainer adds them (rank r's
+  // j-th microbatch is global j·dp + r under ZeRO-2, r·k + j otherwise).
   const std::vector<double> all_losses = all_gather_doubles(dp_, losses);
-  for (size_t i = 0; i < all_losses.size(); i += 3) {
-    stats.ce_loss += all_losses[i];
-    stats.aux_loss += all_losses[i + 1];
-    stats.z_loss += all_losses[i + 2];
+  for (int64_t g = 0; g < k * dp; ++g) {
+    const int64_t r = zero2 ? g % dp : g / k, j = zero2 ? g / dp : g % k;
+    const size_t at = static_cast<size_t>((r * k + j) * 3);
+    stats.ce_loss += all_losses[at];
+    stats.aux_loss += all_losses[at + 1];
+    stats.z_loss += all_losses[at + 2];
   }
   stats.ce_loss /= static_cast<double>(stats.targets);
   stats.aux_loss /= total_micro;
@@ -97,10 +106,14 @@ StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
   stats.loss = stats.ce_loss + config_.model.router_aux_loss_coef * stats.aux_loss +
                config_.model.router_z_loss_coef * stats.z_loss;
 
-  // This rank's partial sum is one level-log2(k) node of the global tree (data_parallel_reducer.hpp).
-  local_sum_.finish(partial_);
-  const std::span<const float> reduced = reducer_.reduce_scatter(partial_, tree_level(k));
-  std::copy(reduced.begin(), reduced.end(), shard_.begin());
+  if (zero2) {
+    shard_sum_.finish(shard_);
+  } else {
+    // This rank's partial sum is one level-log2(k) node of the global tree (data_parallel_reducer.hpp).
+    local_sum_.finish(partial_);
+    const std::span<const float> reduced = reducer_.reduce_scatter(partial_, tree_level(k));
+    std::copy(reduced.begin(), reduced.end(), shard_.begin());
+  }
 
   // Global norm from every rank's block sums, in block order (chunks are whole blocks).
   const std::vector<double> blocks = all_gather_doubles(dp_, block_square_sums(shard_));
@@ -131,7 +144,13 @@ StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
 
 CheckpointView DataParallelTrainer::checkpoint_view() {
   const bool first = dp_.rank() == 0;
-  return {&store_, 0, &optimizer_, first, first || config_.parallel.zero_stage == 1, fmt::format("dp{:03}", dp_.rank())};
+  return {&store_, 0, &optimizer_, first, first || config_.parallel.zero_stage >= 1, fmt::format("dp{:03}", dp_.rank())};
+}
+
+bool DataParallelTrainer::takes_microbatch(const Config& config, int rank, int ranks, int64_t index, int64_t count) {
+  if (config.parallel.zero_stage == 2) return index % ranks == rank;
+  const int64_t per_rank = count / ranks;
+  return index >= per_rank * rank && index < per_rank * (rank + 1);
 }
 
 }  // namespace tessera::train

@@ -58,7 +58,7 @@ Config tiny(const std::string& model, const Layout& l, const std::string& dir) {
 // One layout's trainer over the world (or, for the 1-rank layout, over this rank alone).
 class Runner {
  public:
-  Runner(const Config& c, const Layout& l) : layout_(l) {
+  Runner(const Config& c, const Layout& l) : layout_(l), config_(c) {
     if (l.pp == 0) {
       single_ = std::make_unique<Trainer>(c);
       return;
@@ -79,12 +79,16 @@ class Runner {
   StepStats step(const std::vector<model::Batch>& all) {
     if (single_) return single_->step(all);
     const int dp = topology_->dp(), r = topology_->coord(world_rank()).dp, k = kMicrobatches / dp;
-    const std::vector<model::Batch> mine(all.begin() + r * k, all.begin() + (r + 1) * k);
-    return pipeline_ ? pipeline_->step(mine) : parallel_->step(mine);
+    if (pipeline_) return pipeline_->step(std::vector<model::Batch>(all.begin() + r * k, all.begin() + (r + 1) * k));
+    std::vector<model::Batch> mine;
+    for (int m = 0; m < kMicrobatches; ++m)
+      if (DataParallelTrainer::takes_microbatch(config_, r, dp, m, kMicrobatches)) mine.push_back(all[m]);
+    return parallel_->step(mine);
   }
 
  private:
   Layout layout_;
+  Config config_;
   std::unique_ptr<dist::Topology> topology_;
   std::unique_ptr<dist::ProcessGroups> groups_;
   std::unique_ptr<dist::Communicators> comms_;
@@ -184,6 +188,8 @@ TEST(Checkpoint, ResumeUnderAnotherLayout) {
   resume_matches_uninterrupted("tiny-dense", Layout{2, 1}, Layout{1, 0});
   resume_matches_uninterrupted("tiny-dense", Layout{1, 1}, Layout{});
   resume_matches_uninterrupted("tiny-moe", Layout{1, 0}, Layout{2, 1});
+  resume_matches_uninterrupted("tiny-dense", Layout{1, 2}, Layout{2, 1});
+  resume_matches_uninterrupted("tiny-moe", Layout{2, 0}, Layout{1, 2});
   if (world_size() == 4) resume_matches_uninterrupted("tiny-dense", Layout{4, 0}, Layout{2, 1});
 }
 

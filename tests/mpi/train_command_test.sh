@@ -17,7 +17,7 @@ for model in tiny-dense tiny-moe; do
   args=(train -c "$configs/$model.yaml" --set train.global_batch_size=8 --set train.steps=6 --set logging.interval=1)
   "$tessera" "${args[@]}" --set "logging.run_dir=$run_dir/$model-1" > "$run_dir/$model-1.txt" 2>&1
   # ranks, ZeRO stage, pp
-  for layout in "2 0 1" "4 0 1" "4 1 1" "2 1 2" "4 1 2"; do
+  for layout in "2 0 1" "4 0 1" "4 1 1" "4 2 1" "2 1 2" "4 1 2"; do
     set -- $layout
     out="$run_dir/$model-$1-$2-$3.txt"
     "$mpirun" --oversubscribe -np "$1" "$tessera" "${args[@]}" --set "parallel.zero_stage=$2" \

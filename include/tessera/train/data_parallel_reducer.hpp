@@ -20,6 +20,9 @@ class DataParallelReducer {
 
   // This rank's chunk of the total of every rank's `partial` (length values, each a level-`level` node).
   std::span<float> reduce_scatter(std::span<const float> partial, int level);
+  // ZeRO-2: sends chunk r of `full` to rank r and returns what arrived, every rank's version of this
+  // rank's chunk, in rank order (size() chunks of chunk_size()).
+  std::span<const float> exchange(std::span<const float> full);
   // The whole buffer assembled from every rank's `chunk` (chunk_size() values each); the first
   // length() values are the model's.
   std::span<const float> all_gather(std::span<const float> chunk);

@@ -4,8 +4,12 @@
 // microbatches; gradients are combined in the fixed tree order of TreeSum, so a layout with a power-of-two
 // number of microbatches per rank reproduces the 1-rank Trainer bit for bit (loss, norms, weights).
 //
-// ZeRO-2 (gradient sharding) is refused: it needs gradients reduced bucket by bucket during the backward
-// and the full buffer released, which this trainer does not do; accepting the setting would only pretend.
+// ZeRO-2 also shards the gradient sum: ranks take the step's microbatches round-robin (rank r: r, r + dp,
+// …), and after each microbatch's backward its gradient is exchanged at once, so that the owner of each
+// chunk receives the consecutive leaves i·dp … i·dp + dp − 1 and adds them to a chunk-sized TreeSum in
+// global leaf order: no rank accumulates a whole-model gradient across microbatches (one microbatch's
+// gradient still exists whole while it is exchanged; it is not reduced bucket by bucket during the
+// backward). Bit for bit the 1-rank run too, for any number of microbatches per rank.
 
 #include <memory>
 #include <vector>
@@ -29,9 +33,11 @@ class DataParallelTrainer {
   // same config (the same seed gives every rank the same initial weights).
   DataParallelTrainer(const Config& config, dist::Communicator& dp);
 
-  // One optimizer step. `local` are this rank's microbatches: ranks take consecutive equal blocks of the
-  // step's microbatches in rank order (rank r: microbatches r·k … r·k + k − 1).
+  // One optimizer step over this rank's microbatches, those takes_microbatch() gives it, in order.
   StepStats step(const std::vector<model::Batch>& local);
+  // Whether data-parallel rank `rank` of `ranks` trains microbatch `index` of a step of `count`:
+  // consecutive equal blocks in rank order under ZeRO-0/1, round-robin under ZeRO-2.
+  static bool takes_microbatch(const Config& config, int rank, int ranks, int64_t index, int64_t count);
 
   model::ParameterStore& parameters() { return store_; }
   // dp rank 0 writes the weights; ZeRO-1 ranks each write their optimizer shard, ZeRO-0 only dp rank 0.
@@ -45,7 +51,9 @@ class DataParallelTrainer {
   DataParallelReducer reducer_;
   AdamW optimizer_;  // the whole buffer (ZeRO-0) or this rank's chunk (ZeRO-1)
   TreeSum local_sum_;
-  std::vector<float> partial_, shard_;
+  std::vector<float> partial_;
+  TreeSum shard_sum_;  // ZeRO-2: this rank's chunk, summed over all leaves in global order
+  std::vector<float> shard_;
 };
 
 }  // namespace tessera::train
