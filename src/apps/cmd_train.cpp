@@ -16,6 +16,7 @@
 #include "tessera/dist/process_groups.hpp"
 #include "tessera/dist/topology.hpp"
 #include "tessera/train/data_parallel_trainer.hpp"
+#include "tessera/io/hf_model.hpp"
 #include "tessera/train/checkpoint.hpp"
 #include "tessera/train/pipeline_trainer.hpp"
 #include "tessera/train/preemption.hpp"
@@ -136,6 +137,8 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
           : std::optional<train::CheckpointView>(pipeline ? pipeline->checkpoint_view()
                                                  : parallel ? parallel->checkpoint_view()
                                                             : single->checkpoint_view());
+  TESSERA_CHECK(!gpu || config.model.init_from.empty(),
+                "model.init_from: starting a train.device: cuda run from a Hugging Face model is not built yet");
   TESSERA_CHECK(!gpu || config.checkpoint.interval == 0,
                 "checkpoint.interval {}: checkpoints of train.device: cuda runs are not built yet", config.checkpoint.interval);
   if (gpu) log->warn("train.device: cuda: this run saves no checkpoints (not built for the GPU trainer yet)");
@@ -152,6 +155,10 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
       first_step = r.step + 1;
       log->info("resumed from {} (step {}){}", found, r.step,
                 std::getenv("SLURM_RESTART_COUNT") ? fmt::format(", SLURM_RESTART_COUNT={}", std::getenv("SLURM_RESTART_COUNT")) : "");
+    } else if (!m.init_from.empty()) {
+      const std::vector<model::ParameterSpec> all = model::parameter_specs(m);
+      io::load_hf_weights(m.init_from, *view->store, &all);
+      log->info("initialised from the Hugging Face model {}", m.init_from);
     }
     train::install_preemption_handlers();
   }

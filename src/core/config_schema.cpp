@@ -295,6 +295,9 @@ std::vector<Field> bind_fields(Config& c) {
            "Weight of the Switch-style load-balancing loss.");
     s.real("router_z_loss_coef", m.router_z_loss_coef, at_least(0), "Weight of the router z-loss; 0 disables it.");
     s.real("init_std", m.init_std, above(0), "Standard deviation of the normal initialisation of weights.");
+    s.text("init_from", m.init_from,
+           "A Hugging Face model directory (config.json + safetensors) whose weights a new run starts from "
+           "instead of the random initialisation; ignored when the run resumes from a checkpoint.");
   }
   {
     SectionBinder s(f, "parallel");

@@ -234,9 +234,12 @@ json hf_config_from_model(const ModelConfig& m) {
   return j;
 }
 
-void load_hf_weights(const std::string& dir, model::ParameterStore& store) {
+void load_hf_weights(const std::string& dir, model::ParameterStore& store,
+                     const std::vector<model::ParameterSpec>* model_specs) {
   const HfTensorDir files = HfTensorDir::open(dir);
   std::set<std::string, std::less<>> expected;
+  if (model_specs)
+    for (const model::ParameterSpec& spec : *model_specs) expected.insert(spec.hf_name);
   for (size_t i = 0; i < store.size(); ++i) {
     const model::ParameterSpec& spec = store.spec(i);
     expected.insert(spec.hf_name);

@@ -110,7 +110,7 @@ namespace {
 
 // A checkpoint exported as a Hugging Face directory holds exactly the checkpoint's weights (f32), and a
 // missing checkpoint is named.
-TEST_F(Cli, ExportsACheckpointAsHuggingFace) {
+TEST_F(Cli, ExportsACheckpointAsHuggingFaceAndStartsFromIt) {
   const std::string run_dir = (dir_ / "run").string();
   const Result trained = run("train -c " + kConfigs + "tiny-dense.yaml --set train.steps=2 --set data.seq_length=32 " +
                              "--set logging.run_dir=" + run_dir);
@@ -126,6 +126,18 @@ TEST_F(Cli, ExportsACheckpointAsHuggingFace) {
   tessera::train::load_checkpoint_weights(run_dir + "/checkpoints/step-00000002", saved);
   ASSERT_EQ(hf.values().size(), saved.values().size());
   EXPECT_TRUE(std::equal(hf.values().begin(), hf.values().end(), saved.values().begin()));
+
+  // A new run starts from the exported model (model.init_from): with a learning rate far below any
+  // weight's ulp, its step-1 checkpoint holds exactly the Hugging Face weights.
+  const std::string run2 = (dir_ / "run2").string();
+  const Result started = run("train -c " + kConfigs + "tiny-dense.yaml --set train.steps=1 --set data.seq_length=32 " +
+                             "--set optim.lr=1e-30 --set optim.min_lr=1e-30 --set optim.warmup_steps=0 " +
+                             "--set model.init_from=" + out + " --set logging.run_dir=" + run2);
+  ASSERT_EQ(started.status, 0) << started.output;
+  EXPECT_NE(started.output.find("initialised from the Hugging Face model"), std::string::npos) << started.output;
+  tessera::model::ParameterStore again(tessera::model::parameter_specs(config), false);
+  tessera::train::load_checkpoint_weights(run2 + "/checkpoints/step-00000001", again);
+  EXPECT_TRUE(std::equal(again.values().begin(), again.values().end(), hf.values().begin()));
 
   const Result missing = run("export --checkpoint " + dir_.string() + " " + out);
   EXPECT_EQ(missing.status, 1);

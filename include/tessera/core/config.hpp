@@ -39,6 +39,7 @@ struct ModelConfig {
   double router_aux_loss_coef = 0.001;
   double router_z_loss_coef = 0.0;
   double init_std = 0.02;
+  std::string init_from;  // a Hugging Face model directory to start from; empty: random initialisation
 
   bool is_moe() const { return num_experts > 0; }
   int resolved_head_dim() const {

@@ -26,8 +26,10 @@ nlohmann::json hf_config_from_model(const ModelConfig& config);
 
 // Loads every tensor of store.specs() from the directory's safetensors (single or sharded), converting
 // bf16/f16 to fp32 and recording each tensor's stored dtype in its spec; refuses missing, extra or
-// mis-shaped tensors by name.
-void load_hf_weights(const std::string& dir, model::ParameterStore& store);
+// mis-shaped tensors by name. A store holding part of the model (a pipeline stage) passes the whole
+// model's specs as `model_specs`: tensors of the model outside the store are then skipped, not refused.
+void load_hf_weights(const std::string& dir, model::ParameterStore& store,
+                     const std::vector<model::ParameterSpec>* model_specs = nullptr);
 
 // Writes config.json and the weights in shards of at most max_shard_bytes, with
 // model.safetensors.index.json when sharded; the directory is created if needed. Each tensor is stored as
