@@ -168,6 +168,8 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
             config.data.seq_length,
             loader ? fmt::format("data {} ({} rows per epoch)", fmt::join(config.data.paths, ", "), loader->rows_per_epoch())
                    : std::string("synthetic data"));
+  train::AsyncCheckpointer async_saver(MPI_COMM_WORLD);
+  auto committed = [&](int64_t s) { log->info("checkpoint committed: {}/step-{:08d}", train::checkpoint_directory(config), s); };
   const auto run_start = std::chrono::steady_clock::now();
   double slowest_step = 0;
   for (int64_t step = first_step; step <= config.train.steps; ++step) {
@@ -211,9 +213,16 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
     int stop = train::preemption_requested() || out_of_time || exit_now ? 1 : 0;
     TESSERA_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     const bool interval = config.checkpoint.interval > 0 && step % config.checkpoint.interval == 0;
-    if (stop || interval || step == config.train.steps) {
-      train::save_checkpoint(MPI_COMM_WORLD, config, step, *view,
-                             loader ? std::optional<data::LoaderState>(loader->state()) : std::nullopt);
+    const auto loader_state = loader ? std::optional<data::LoaderState>(loader->state()) : std::nullopt;
+    if (config.checkpoint.async && async_saver.ready()) committed(*async_saver.finish());
+    if (stop || step == config.train.steps) {
+      if (const auto s = async_saver.finish()) committed(*s);  // an older save still in flight goes first
+      train::save_checkpoint(MPI_COMM_WORLD, config, step, *view, loader_state);
+      log->info("checkpoint saved: {}/step-{:08d}", train::checkpoint_directory(config), step);
+    } else if (interval && config.checkpoint.async) {
+      async_saver.start(config, step, *view, loader_state);
+    } else if (interval) {
+      train::save_checkpoint(MPI_COMM_WORLD, config, step, *view, loader_state);
       log->info("checkpoint saved: {}/step-{:08d}", train::checkpoint_directory(config), step);
     }
     if (stop && step < config.train.steps) {  // after the last step the run is simply done

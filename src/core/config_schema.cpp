@@ -366,6 +366,10 @@ std::vector<Field> bind_fields(Config& c) {
            "`tessera train` resumes from the newest valid checkpoint there.");
     s.integer("interval", c.checkpoint.interval, 0, "Save every N steps; 0 saves only at the end and on preemption.");
     s.integer("keep_last", c.checkpoint.keep_last, 1, "Committed checkpoints kept; older ones are deleted.");
+    s.boolean("async", c.checkpoint.async,
+              "Interval saves snapshot the state in memory and write it from a background thread while training "
+              "continues; committed once every rank's files are written. Final and preemption saves are "
+              "synchronous.");
   }
   {
     SectionBinder s(f, "logging");

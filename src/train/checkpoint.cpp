@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include "tessera/core/error.hpp"
 #include "tessera/core/file.hpp"
@@ -96,18 +97,22 @@ std::string checkpoint_directory(const Config& config) {
                                        : config.checkpoint.dir;
 }
 
-void save_checkpoint(MPI_Comm world, const Config& config, int64_t step, const CheckpointView& view,
-                     const std::optional<data::LoaderState>& loader) {
-  TESSERA_CHECK(view.store && view.optimizer, "a checkpoint needs the rank's parameters and optimizer");
-  const int rank = rank_of(world);
-  const fs::path dir = checkpoint_directory(config), tmp = dir / (".tmp-" + step_name(step)), final = dir / step_name(step);
-  if (rank == 0) {
+namespace {
+
+// Phase 1 (collective): rank 0 makes a fresh temporary directory for the step.
+void prepare_directory(MPI_Comm world, const Config& config, int64_t step) {
+  const fs::path dir = checkpoint_directory(config), tmp = dir / (".tmp-" + step_name(step));
+  if (rank_of(world) == 0) {
     fs::create_directories(dir);
     fs::remove_all(tmp);  // a crashed earlier attempt at this step
     fs::create_directories(tmp);
   }
   TESSERA_MPI_CHECK(MPI_Barrier(world));
+}
 
+// Phase 2 (local, any thread): this rank's files; returns what rank 0 needs for the manifest.
+json write_files(const Config& config, int64_t step, const CheckpointView& view) {
+  const fs::path tmp = fs::path(checkpoint_directory(config)) / (".tmp-" + step_name(step));
   json part = {{"files", json::object()}, {"tensors", json::array()}, {"optimizer", json::array()}};
   const model::ParameterStore& store = *view.store;
   if (view.writes_model) {
@@ -132,15 +137,22 @@ void save_checkpoint(MPI_Comm world, const Config& config, int64_t step, const C
     part["optimizer"].push_back({{"file", file}, {"begin", begin}, {"end", end}});
     part["files"][file] = file_sha256((tmp / file).string());
   }
+  return part;
+}
 
+// Phase 3 (collective): rank 0 writes the manifest, renames the directory into place (the commit),
+// replaces `latest` and prunes; everyone waits for it.
+void commit(MPI_Comm world, const Config& config, int64_t step, int64_t adam_steps, const json& part,
+            const std::optional<data::LoaderState>& loader) {
+  const fs::path dir = checkpoint_directory(config), tmp = dir / (".tmp-" + step_name(step)), final = dir / step_name(step);
   const std::vector<std::string> parts = gather_strings(world, part.dump());
-  if (rank == 0) {
+  if (rank_of(world) == 0) {
     json manifest = {{"format", kFormat},
                      {"version", kCheckpointFormatVersion},
                      {"step", step},
                      {"model", config.model.name},
                      {"total_params", total_parameters_of(config)},
-                     {"adam_steps", view.optimizer->steps_taken()},
+                     {"adam_steps", adam_steps},
                      {"layout",
                       {{"pp", config.parallel.pp}, {"dp", config.parallel.dp}, {"zero_stage", config.parallel.zero_stage}}},
                      {"files", json::object()},
@@ -166,6 +178,68 @@ void save_checkpoint(MPI_Comm world, const Config& config, int64_t step, const C
     for (size_t i = 0; i + static_cast<size_t>(config.checkpoint.keep_last) < steps.size(); ++i) fs::remove_all(steps[i]);
   }
   TESSERA_MPI_CHECK(MPI_Barrier(world));
+}
+
+}  // namespace
+
+void save_checkpoint(MPI_Comm world, const Config& config, int64_t step, const CheckpointView& view,
+                     const std::optional<data::LoaderState>& loader) {
+  TESSERA_CHECK(view.store && view.optimizer, "a checkpoint needs the rank's parameters and optimizer");
+  prepare_directory(world, config, step);
+  commit(world, config, step, view.optimizer->steps_taken(), write_files(config, step, view), loader);
+}
+
+AsyncCheckpointer::AsyncCheckpointer(MPI_Comm world) : world_(world) {}
+
+AsyncCheckpointer::~AsyncCheckpointer() {
+  // An unfinished save is abandoned (its temporary directory is never read); the thread must not outlive
+  // the snapshot it writes from.
+  if (writer_.joinable()) writer_.join();
+}
+
+void AsyncCheckpointer::start(const Config& config, int64_t step, const CheckpointView& view,
+                              const std::optional<data::LoaderState>& loader) {
+  TESSERA_CHECK(view.store && view.optimizer, "a checkpoint needs the rank's parameters and optimizer");
+  finish();  // one save in flight at a time
+  prepare_directory(world_, config, step);
+  // The snapshot: what the writer reads, so training may change the live weights meanwhile.
+  snapshot_store_ = std::make_unique<model::ParameterStore>(view.store->specs(), false);
+  std::copy(view.store->values().begin(), view.store->values().end(), snapshot_store_->values().begin());
+  snapshot_optimizer_ = std::make_unique<AdamW>(*view.optimizer);
+  CheckpointView snapshot = view;
+  snapshot.store = snapshot_store_.get();
+  snapshot.optimizer = snapshot_optimizer_.get();
+  config_ = config;
+  step_ = step;
+  loader_ = loader;
+  part_.clear();
+  error_.clear();
+  done_ = false;
+  writer_ = std::thread([this, snapshot] {
+    try {
+      part_ = write_files(config_, step_, snapshot).dump();
+    } catch (const std::exception& e) {
+      error_ = e.what();
+    }
+    done_ = true;
+  });
+}
+
+bool AsyncCheckpointer::ready() {
+  if (!writer_.joinable()) return false;
+  int mine = done_ ? 1 : 0;
+  TESSERA_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &mine, 1, MPI_INT, MPI_MIN, world_));
+  return mine == 1;
+}
+
+std::optional<int64_t> AsyncCheckpointer::finish() {
+  if (!writer_.joinable()) return std::nullopt;
+  writer_.join();
+  TESSERA_CHECK(error_.empty(), "checkpoint of step {}: {}", step_, error_);
+  commit(world_, config_, step_, snapshot_optimizer_->steps_taken(), json::parse(part_), loader_);
+  snapshot_store_.reset();
+  snapshot_optimizer_.reset();
+  return step_;
 }
 
 std::string find_checkpoint(MPI_Comm world, const std::string& dir, const Config& config,

@@ -193,6 +193,32 @@ TEST(Checkpoint, ResumeUnderAnotherLayout) {
   if (world_size() == 4) resume_matches_uninterrupted("tiny-dense", Layout{4, 0}, Layout{2, 1});
 }
 
+// An async save writes the state of the step it was started at, although training goes on meanwhile.
+TEST(Checkpoint, AsyncSaveKeepsItsStepsState) {
+  const std::string dir = fresh_dir("async");
+  const Layout a{1, 1}, b{2, 1};
+  const Config ca = tiny("tiny-dense", a, dir), cb = tiny("tiny-dense", b, dir), c1 = tiny("tiny-dense", Layout{}, dir);
+  Trainer reference(c1);
+  std::vector<StepStats> want;
+  for (int s = 1; s <= 8; ++s) want.push_back(reference.step(batches(c1, s)));
+  {
+    Runner first(ca, a);
+    AsyncCheckpointer saver(first.comm());
+    for (int s = 1; s <= 6; ++s) {
+      first.step(batches(ca, s));
+      if (s == 4) saver.start(ca, 4, first.view(), std::nullopt);
+    }
+    EXPECT_EQ(saver.finish(), std::optional<int64_t>(4));
+  }
+  Runner second(cb, b);
+  const std::string path = find_checkpoint(second.comm(), dir, cb, [](const std::string&) {});
+  ASSERT_EQ(path, (fs::path(dir) / "step-00000004").string());
+  EXPECT_EQ(load_checkpoint(path, cb, second.view()).step, 4);
+  for (int s = 5; s <= 8; ++s) EXPECT_EQ(second.step(batches(cb, s)).loss, want[s - 1].loss) << "step " << s;
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) fs::remove_all(dir);
+}
+
 TEST(Checkpoint, CorruptedNewestIsSkipped) { resume_matches_uninterrupted("tiny-dense", Layout{2, 0}, Layout{2, 0}, true); }
 
 TEST(Checkpoint, RefusesAnotherModel) {

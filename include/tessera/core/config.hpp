@@ -97,6 +97,7 @@ struct CheckpointConfig {
   std::string dir;  // empty: <logging.run_dir>/checkpoints
   int64_t interval = 0;  // 0: only at the end and on preemption
   int keep_last = 3;
+  bool async = false;  // interval saves written by a background thread from a snapshot
 };
 
 struct LoggingConfig {

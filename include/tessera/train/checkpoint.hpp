@@ -15,7 +15,10 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <functional>
+#include <memory>
+#include <thread>
 #include <optional>
 #include <string>
 
@@ -34,6 +37,35 @@ std::string checkpoint_directory(const Config& config);
 // Every rank of `world` calls it after the same step.
 void save_checkpoint(MPI_Comm world, const Config& config, int64_t step, const CheckpointView& view,
                      const std::optional<data::LoaderState>& loader);
+
+// Async save: start() takes a snapshot of the rank's weights and optimizer state in host memory (the only
+// part training waits for) and writes the files from a background thread; the commit (manifest, rename,
+// `latest`) needs every rank's files, so it happens in finish(), on the training thread, collectively.
+// ready() tells, collectively, whether every rank's writer is done (poll it at step boundaries and call
+// finish() when true); start() and the end of the run call finish() on a save still in flight.
+class AsyncCheckpointer {
+ public:
+  explicit AsyncCheckpointer(MPI_Comm world);
+  ~AsyncCheckpointer();
+  AsyncCheckpointer(const AsyncCheckpointer&) = delete;
+  AsyncCheckpointer& operator=(const AsyncCheckpointer&) = delete;
+
+  void start(const Config& config, int64_t step, const CheckpointView& view,
+             const std::optional<data::LoaderState>& loader);
+  bool ready();                    // collective; false when nothing is in flight
+  std::optional<int64_t> finish();  // collective; the step committed, or nullopt when nothing was in flight
+
+ private:
+  MPI_Comm world_;
+  Config config_;
+  int64_t step_ = 0;
+  std::optional<data::LoaderState> loader_;
+  std::unique_ptr<model::ParameterStore> snapshot_store_;
+  std::unique_ptr<AdamW> snapshot_optimizer_;
+  std::thread writer_;
+  std::atomic<bool> done_{false};
+  std::string part_, error_;  // written by the writer thread before done_ is set, read after join()
+};
 
 // The newest committed checkpoint in `dir` whose manifest parses, names this model and whose files all
 // match their checksums (checked by rank 0; every rank gets the answer). Each rejected one is reported
