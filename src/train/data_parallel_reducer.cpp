@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 
 #include "tessera/core/error.hpp"
 
@@ -39,6 +40,16 @@ std::span<const float> DataParallelReducer::all_gather(std::span<const float> ch
   TESSERA_CHECK(chunk.size() == chunk_, "all-gather of chunks of {} given {}", chunk_, chunk.size());
   dp_.all_gather(chunk, gathered_)->wait();
   return gathered_;
+}
+
+// All ranks' doubles in rank order, exactly (sent as their bit patterns).
+std::vector<double> all_gather_doubles(dist::Communicator& comm, std::span<const double> local) {
+  std::vector<int64_t> bits(local.size()), all(local.size() * static_cast<size_t>(comm.size()));
+  std::memcpy(bits.data(), local.data(), local.size() * sizeof(double));
+  comm.all_gather(std::span<const int64_t>(bits), std::span<int64_t>(all))->wait();
+  std::vector<double> out(all.size());
+  std::memcpy(out.data(), all.data(), all.size() * sizeof(double));
+  return out;
 }
 
 int tree_level(int64_t k) {

@@ -105,16 +105,6 @@ enum Tag : int { kActivation = 0, kGradient = 1, kNormEdge = 2 };
 
 }  // namespace
 
-// All ranks' doubles in rank order, exactly (sent as their bit patterns).
-std::vector<double> all_gather_doubles(dist::Communicator& comm, std::span<const double> local) {
-  std::vector<int64_t> bits(local.size()), all(local.size() * static_cast<size_t>(comm.size()));
-  std::memcpy(bits.data(), local.data(), local.size() * sizeof(double));
-  comm.all_gather(std::span<const int64_t>(bits), std::span<int64_t>(all))->wait();
-  std::vector<double> out(all.size());
-  std::memcpy(out.data(), all.data(), all.size() * sizeof(double));
-  return out;
-}
-
 struct PipelineTrainer::Impl {
   Config config;
   dist::Communicator& pp;

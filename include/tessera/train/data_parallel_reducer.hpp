@@ -43,4 +43,8 @@ class DataParallelReducer {
 // is correct but equal to the 1-rank run only up to rounding.
 int tree_level(int64_t k);
 
+// Every rank's doubles in rank order, exactly (sent as their bit patterns): losses and norm pieces that
+// must be added in a fixed order on every rank.
+std::vector<double> all_gather_doubles(dist::Communicator& comm, std::span<const double> local);
+
 }  // namespace tessera::train
