@@ -3,6 +3,7 @@
 // --layers so the checkpoint is large enough to measure the disk rather than the page cache's first
 // touch. Prints one line per measurement and the ratios.
 //   checkpoint_bench DIR [--hidden 1024 --layers 16 --vocab 32768]
+// The peer copies the checkpoint's own files with dd (conv=fsync) and reads the copies back.
 #include <CLI/CLI.hpp>
 #include <mpi.h>
 
@@ -77,17 +78,18 @@ int main(int argc, char** argv) {
   tessera::train::load_checkpoint(path, config, view);
   const double load_s = now() - t1;
 
-  const auto mib = static_cast<long long>(bytes / (1 << 20)) + 1;
-  const std::string dd_file = dir + "/dd.bin";
+  // The peer writes and reads the same bytes: dd copies each checkpoint file (from the page cache) with
+  // fsync, then reads the copies back cold. (Zeros from /dev/zero would flatter a thin-provisioned disk.)
+  const fs::path copies = fs::path(dir) / "dd";
+  fs::create_directories(copies);
   const double t2 = now();
-  const std::string write_cmd = "dd if=/dev/zero of=" + dd_file + " bs=1M count=" + std::to_string(mib) +
-                                " conv=fsync status=none";
-  shell(write_cmd);
+  for (const auto& e : fs::directory_iterator(path))
+    shell("dd if=" + e.path().string() + " of=" + (copies / e.path().filename()).string() +
+          " bs=4M conv=fsync status=none");
   const double dd_write_s = now() - t2;
   shell("sync; echo 3 > /proc/sys/vm/drop_caches");
   const double t3 = now();
-  const std::string read_cmd = "dd if=" + dd_file + " of=/dev/null bs=1M status=none";
-  shell(read_cmd);
+  for (const auto& e : fs::directory_iterator(copies)) shell("dd if=" + e.path().string() + " of=/dev/null bs=4M status=none");
   const double dd_read_s = now() - t3;
 
   // The training stall of an async save: only the snapshot and the directory set-up; the write overlaps.
@@ -99,7 +101,7 @@ int main(int argc, char** argv) {
   saver.finish();
   const double async_total_s = now() - t4;
 
-  const double gb = bytes / 1e9, dd_gb = static_cast<double>(mib) * (1 << 20) / 1e9;
+  const double gb = bytes / 1e9, dd_gb = dir_bytes(copies) / 1e9;
   std::printf("checkpoint: %.3f GB (weights + Adam moments, %zu parameters)\n", gb, store.values().size());
   std::printf("save  %.3f s  %.2f GB/s | dd write+fsync %.3f s  %.2f GB/s | ratio %.2f\n", save_s, gb / save_s,
               dd_write_s, dd_gb / dd_write_s, (gb / save_s) / (dd_gb / dd_write_s));

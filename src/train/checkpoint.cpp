@@ -10,7 +10,7 @@
 
 #include "tessera/core/error.hpp"
 #include "tessera/core/file.hpp"
-#include "tessera/data/tokenizer.hpp"
+#include "tessera/core/sha256.hpp"
 #include "tessera/dist/mpi_check.hpp"
 #include "tessera/io/atomic_file.hpp"
 #include "tessera/io/safetensors.hpp"
@@ -58,7 +58,7 @@ std::string broadcast_string(MPI_Comm comm, std::string text) {
   return text;
 }
 
-std::string file_sha256(const std::string& path) { return data::sha256_hex(read_file(path)); }
+std::string file_sha256(const std::string& path) { return sha256_file_hex(path); }
 
 int64_t total_parameters_of(const Config& c) { return model::total_parameters(c.model); }
 
