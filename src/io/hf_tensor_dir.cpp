@@ -183,7 +183,7 @@ void write_hf_tensor_dir(const std::string& dir, const std::vector<WriteTensor>&
   std::vector<std::vector<const WriteTensor*>> shards(1);
   uint64_t shard_bytes = 0, total_bytes = 0;
   for (const WriteTensor& t : tensors) {
-    const uint64_t size = t.bytes.size();
+    const uint64_t size = t.data().size();
     if (!shards.back().empty() && shard_bytes + size > max_shard_bytes) {
       shards.emplace_back();
       shard_bytes = 0;

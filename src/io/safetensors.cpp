@@ -527,6 +527,15 @@ void SafetensorsFile::read_f32_into(std::string_view name, std::span<float> out)
   }
 }
 
+void SafetensorsFile::read_f32_range(std::string_view name, uint64_t first, std::span<float> out) const {
+  const TensorInfo& t = require(name);
+  TESSERA_CHECK(t.dtype == DType::f32, "{}: tensor '{}' is {}, not F32", path_, t.name, dtype_name(t.dtype));
+  const auto numel = static_cast<uint64_t>(t.numel());
+  TESSERA_CHECK(first <= numel && out.size() <= numel - first, "{}: elements [{}, {}) of tensor '{}' are outside its {}",
+                path_, first, first + out.size(), t.name, numel);
+  pread_exact(std::as_writable_bytes(out), header_.data_begin + t.begin + first * sizeof(float), t);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Writing
 
@@ -548,7 +557,7 @@ template <typename T>
 WriteTensor tensor_from_plain(std::string name, std::vector<int64_t> shape, std::span<const T> data, DType dtype) {
   std::vector<std::byte> bytes = checked_size_bytes(name, shape, data.size(), dtype);
   if (!bytes.empty()) std::memcpy(bytes.data(), data.data(), bytes.size());
-  return WriteTensor{std::move(name), dtype, std::move(shape), std::move(bytes)};
+  return WriteTensor{std::move(name), dtype, std::move(shape), std::move(bytes), {}};
 }
 
 // A JSON string literal; nlohmann refuses bytes that are not UTF-8, which a reader would refuse too.
@@ -572,7 +581,16 @@ WriteTensor tensor_from_f32(std::string name, std::vector<int64_t> shape, std::s
     const uint16_t v = stored_as == DType::bf16 ? f32_to_bf16(data[i]) : f32_to_f16(data[i]);
     std::memcpy(bytes.data() + 2 * i, &v, 2);
   }
-  return WriteTensor{std::move(name), stored_as, std::move(shape), std::move(bytes)};
+  return WriteTensor{std::move(name), stored_as, std::move(shape), std::move(bytes), {}};
+}
+
+WriteTensor tensor_view_f32(std::string name, std::vector<int64_t> shape, std::span<const float> data) {
+  WriteTensor t;
+  t.name = std::move(name);
+  t.dtype = DType::f32;
+  t.shape = std::move(shape);
+  t.view = std::as_bytes(data);
+  return t;
 }
 
 WriteTensor tensor_from_i64(std::string name, std::vector<int64_t> shape, std::span<const int64_t> data) {
@@ -596,8 +614,8 @@ void check_write_tensor(const std::string& path, const WriteTensor& t) {
   const std::optional<uint64_t> nbytes = checked_nbytes(t.shape, dtype_size(t.dtype));
   TESSERA_CHECK(nbytes.has_value(), "{}: tensor '{}': shape {} is too large to address", path, t.name,
                 shape_text(t.shape));
-  TESSERA_CHECK(t.bytes.size() == *nbytes, "{}: tensor '{}': {} bytes given but shape {} of {} needs {}", path,
-                t.name, t.bytes.size(), shape_text(t.shape), dtype_name(t.dtype), *nbytes);
+  TESSERA_CHECK(t.data().size() == *nbytes, "{}: tensor '{}': {} bytes given but shape {} of {} needs {}", path,
+                t.name, t.data().size(), shape_text(t.shape), dtype_name(t.dtype), *nbytes);
 }
 
 void write_safetensors(const std::string& path, const std::vector<WriteTensor>& tensors,
@@ -636,8 +654,8 @@ void write_safetensors(const std::string& path, std::span<const WriteTensor* con
     if (header.size() > 1) header += ',';
     header += json_string(path, t.name, fmt::format("tensor name '{}'", t.name));
     header += fmt::format(":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", dtype_name(t.dtype),
-                          fmt::join(t.shape, ","), offset, offset + t.bytes.size());
-    offset += t.bytes.size();
+                          fmt::join(t.shape, ","), offset, offset + t.data().size());
+    offset += t.data().size();
   }
   header += '}';
   header.append((8 - header.size() % 8) % 8, ' ');
@@ -650,7 +668,7 @@ void write_safetensors(const std::string& path, std::span<const WriteTensor* con
     for (size_t i = 0; i < 8; ++i) length[i] = static_cast<std::byte>((header.size() >> (8 * i)) & 0xffu);
     write_all(f, length, path);
     write_all(f, header, path);
-    for (const WriteTensor* t : tensors) write_all(f, t->bytes, path);
+    for (const WriteTensor* t : tensors) write_all(f, t->data(), path);
   });
 }
 

@@ -119,7 +119,7 @@ json write_files(const Config& config, int64_t step, const CheckpointView& view)
     const std::string file = "model-" + view.name + ".safetensors";
     std::vector<io::WriteTensor> tensors;
     for (size_t i = 0; i < store.size(); ++i) {
-      tensors.push_back(io::tensor_from_f32(store.spec(i).hf_name, store.spec(i).shape, store.value(i), DType::f32));
+      tensors.push_back(io::tensor_view_f32(store.spec(i).hf_name, store.spec(i).shape, store.value(i)));
       part["tensors"].push_back({{"name", store.spec(i).hf_name}, {"shape", store.spec(i).shape}, {"file", file}});
     }
     io::write_safetensors((tmp / file).string(), tensors, {{"format", kFormat}});
@@ -131,8 +131,7 @@ json write_files(const Config& config, int64_t step, const CheckpointView& view)
     const size_t begin = view.offset + opt.begin(), end = view.offset + opt.end();
     const auto n = static_cast<int64_t>(end - begin);
     io::write_safetensors((tmp / file).string(),
-                          {io::tensor_from_f32("exp_avg", {n}, opt.exp_avg(), DType::f32),
-                           io::tensor_from_f32("exp_avg_sq", {n}, opt.exp_avg_sq(), DType::f32)},
+                          {io::tensor_view_f32("exp_avg", {n}, opt.exp_avg()), io::tensor_view_f32("exp_avg_sq", {n}, opt.exp_avg_sq())},
                           {{"format", kFormat}, {"begin", std::to_string(begin)}, {"end", std::to_string(end)}});
     part["optimizer"].push_back({{"file", file}, {"begin", begin}, {"end", end}});
     part["files"][file] = file_sha256((tmp / file).string());
@@ -324,25 +323,26 @@ Resumed load_checkpoint(const std::string& path, const Config& config, const Che
 
   AdamW& opt = *view.optimizer;
   const size_t begin = view.offset + opt.begin(), end = view.offset + opt.end();
-  std::vector<float> m1(end - begin), m2(end - begin);
   size_t covered = 0;
-  for (const auto& o : m.at("optimizer")) {
-    const auto b = o.at("begin").get<size_t>(), e = o.at("end").get<size_t>();
-    const size_t lo = std::max(b, begin), hi = std::min(e, end);
-    if (lo >= hi) continue;
-    const io::SafetensorsFile& f = file(o.at("file").get<std::string>());
-    const std::vector<float> a = f.read_f32("exp_avg"), s = f.read_f32("exp_avg_sq");
-    TESSERA_CHECK(a.size() == e - b && s.size() == e - b, "{}: optimizer range [{}, {}) holds {} values",
-                  f.path(), b, e, a.size());
-    std::copy(a.begin() + static_cast<std::ptrdiff_t>(lo - b), a.begin() + static_cast<std::ptrdiff_t>(hi - b),
-              m1.begin() + static_cast<std::ptrdiff_t>(lo - begin));
-    std::copy(s.begin() + static_cast<std::ptrdiff_t>(lo - b), s.begin() + static_cast<std::ptrdiff_t>(hi - b),
-              m2.begin() + static_cast<std::ptrdiff_t>(lo - begin));
-    covered += hi - lo;
-  }
+  opt.restore(m.at("adam_steps").get<int64_t>(), [&](std::span<float> m1, std::span<float> m2) {
+    for (const auto& o : m.at("optimizer")) {
+      const auto b = o.at("begin").get<size_t>(), e = o.at("end").get<size_t>();
+      const size_t lo = std::max(b, begin), hi = std::min(e, end);
+      if (lo >= hi) continue;
+      const io::SafetensorsFile& f = file(o.at("file").get<std::string>());
+      for (const char* name : {"exp_avg", "exp_avg_sq"}) {
+        const io::TensorInfo* info = f.find(name);
+        TESSERA_CHECK(info && info->numel() == static_cast<int64_t>(e - b),
+                      "{}: optimizer range [{}, {}) has no {} of {} values", f.path(), b, e, name, e - b);
+      }
+      // Only the overlap, read straight into the optimizer's buffers.
+      f.read_f32_range("exp_avg", lo - b, m1.subspan(lo - begin, hi - lo));
+      f.read_f32_range("exp_avg_sq", lo - b, m2.subspan(lo - begin, hi - lo));
+      covered += hi - lo;
+    }
+  });
   TESSERA_CHECK(covered == end - begin, "{}: the optimizer state covers {} of the {} values [{}, {}) this rank needs",
                 (dir / "manifest.json").string(), covered, end - begin, begin, end);
-  opt.restore(m1, m2, m.at("adam_steps").get<int64_t>());
 
   Resumed r;
   r.step = m.at("step").get<int64_t>();

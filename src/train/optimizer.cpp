@@ -81,12 +81,9 @@ void AdamW::step_range(model::ParameterStore& store, std::span<const float> grad
   }
 }
 
-void AdamW::restore(std::span<const float> exp_avg, std::span<const float> exp_avg_sq, int64_t steps) {
-  TESSERA_CHECK(exp_avg.size() == m_.size() && exp_avg_sq.size() == v_.size(),
-                "optimizer state for {} values given {} and {}", m_.size(), exp_avg.size(), exp_avg_sq.size());
+void AdamW::restore(int64_t steps, const std::function<void(std::span<float>, std::span<float>)>& fill) {
   TESSERA_CHECK(steps >= 0, "optimizer step count {} is negative", steps);
-  std::copy(exp_avg.begin(), exp_avg.end(), m_.begin());
-  std::copy(exp_avg_sq.begin(), exp_avg_sq.end(), v_.begin());
+  fill(m_, v_);
   steps_ = steps;
 }
 

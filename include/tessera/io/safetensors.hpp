@@ -60,6 +60,8 @@ class SafetensorsFile {
   // F32/BF16/F16 converted to f32; refuses (naming the tensor) if absent or not a float type.
   std::vector<float> read_f32(std::string_view name) const;
   void read_f32_into(std::string_view name, std::span<float> out) const;  // out.size() must equal numel
+  // Elements [first, first + out.size()) of an F32 tensor, in flat row-major order, read straight into out.
+  void read_f32_range(std::string_view name, uint64_t first, std::span<float> out) const;
   std::vector<std::byte> read_bytes(std::string_view name) const;       // raw little-endian bytes, any dtype
 
  private:
@@ -78,11 +80,18 @@ struct WriteTensor {
   DType dtype = DType::f32;
   std::vector<int64_t> shape;
   std::vector<std::byte> bytes;  // little-endian, row-major, numel * dtype_size bytes
+  // Instead of `bytes` (when they are empty): bytes held elsewhere, written without a copy. They must
+  // stay alive and unchanged until the write returns.
+  std::span<const std::byte> view;
+
+  std::span<const std::byte> data() const { return bytes.empty() ? view : std::span<const std::byte>(bytes); }
 };
 
 // stored_as: F32, BF16 (round to nearest even) or F16.
 WriteTensor tensor_from_f32(std::string name, std::vector<int64_t> shape, std::span<const float> data,
                             DType stored_as);
+// An F32 tensor over `data` without copying it (WriteTensor::view): the caller keeps `data` alive.
+WriteTensor tensor_view_f32(std::string name, std::vector<int64_t> shape, std::span<const float> data);
 WriteTensor tensor_from_i64(std::string name, std::vector<int64_t> shape, std::span<const int64_t> data);
 WriteTensor tensor_from_i32(std::string name, std::vector<int64_t> shape, std::span<const int32_t> data);
 WriteTensor tensor_from_u8(std::string name, std::vector<int64_t> shape, std::span<const uint8_t> data);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstddef>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -41,8 +42,9 @@ class AdamW {
   int64_t steps_taken() const { return steps_; }
   std::span<const float> exp_avg() const { return m_; }
   std::span<const float> exp_avg_sq() const { return v_; }
-  // Continues from saved state (a checkpoint): moments for the owned range and the steps already taken.
-  void restore(std::span<const float> exp_avg, std::span<const float> exp_avg_sq, int64_t steps);
+  // Continues from saved state (a checkpoint): `fill` writes the moments of the owned range straight into
+  // the optimizer's buffers; `steps` is the number of steps already taken.
+  void restore(int64_t steps, const std::function<void(std::span<float> exp_avg, std::span<float> exp_avg_sq)>& fill);
 
  private:
   OptimConfig config_;
