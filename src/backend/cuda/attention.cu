@@ -145,21 +145,7 @@ __global__ void __launch_bounds__(kThreads) fwd_bf16_kernel(bf16* __restrict__ o
       }
     }
     // O += P V: the S accumulators of key blocks 2kq, 2kq+1 are the A fragment of the 16-key chunk kq.
-#pragma unroll
-    for (int kq = 0; kq < 4; ++kq) {
-      uint32_t a[4];
-      a[0] = attn::pack_bf16(s[2 * kq][0], s[2 * kq][1]);
-      a[1] = attn::pack_bf16(s[2 * kq][2], s[2 * kq][3]);
-      a[2] = attn::pack_bf16(s[2 * kq + 1][0], s[2 * kq + 1][1]);
-      a[3] = attn::pack_bf16(s[2 * kq + 1][2], s[2 * kq + 1][3]);
-#pragma unroll
-      for (int nd = 0; nd < D / 8; nd += 2) {
-        uint32_t b[4];
-        attn::ldmatrix_x4_trans(b, attn::smem_addr(Vt + kq * 16 * LD + nd * 8 + off_bt));
-        attn::mma_bf16(o[nd], a, b[0], b[1]);
-        attn::mma_bf16(o[nd + 1], a, b[2], b[3]);
-      }
-    }
+    attn::warp_tile_pb<D, LD>(o, s, Vt, off_bt);
     __syncthreads();  // everyone is done with this buffer before the next iteration refills it
   }
 
@@ -279,21 +265,7 @@ __global__ void __launch_bounds__(kThreads) dkdv_bf16_kernel(bf16* __restrict__ 
         p[nb][e] = pe;
       }
     // dV += Pᵀ dO
-#pragma unroll
-    for (int kq = 0; kq < 4; ++kq) {
-      uint32_t a[4];
-      a[0] = attn::pack_bf16(p[2 * kq][0], p[2 * kq][1]);
-      a[1] = attn::pack_bf16(p[2 * kq][2], p[2 * kq][3]);
-      a[2] = attn::pack_bf16(p[2 * kq + 1][0], p[2 * kq + 1][1]);
-      a[3] = attn::pack_bf16(p[2 * kq + 1][2], p[2 * kq + 1][3]);
-#pragma unroll
-      for (int nd = 0; nd < D / 8; nd += 2) {
-        uint32_t b[4];
-        attn::ldmatrix_x4_trans(b, attn::smem_addr(dOt + kq * 16 * LD + nd * 8 + off_bt));
-        attn::mma_bf16(dv_acc[nd], a, b[0], b[1]);
-        attn::mma_bf16(dv_acc[nd + 1], a, b[2], b[3]);
-      }
-    }
+    attn::warp_tile_pb<D, LD>(dv_acc, p, dOt, off_bt);
     // dPᵀ = V dOᵀ
     float ds[8][4];
     attn::warp_tile_abt<D, LD>(ds, Vs + warp * 16 * LD, dOt, off_a, off_b);
@@ -303,21 +275,7 @@ __global__ void __launch_bounds__(kThreads) dkdv_bf16_kernel(bf16* __restrict__ 
 #pragma unroll
       for (int e = 0; e < 4; ++e) ds[nb][e] = p[nb][e] * (ds[nb][e] - del_t[nb * 8 + t4 * 2 + (e & 1)]);
     // dK += dSᵀ Q
-#pragma unroll
-    for (int kq = 0; kq < 4; ++kq) {
-      uint32_t a[4];
-      a[0] = attn::pack_bf16(ds[2 * kq][0], ds[2 * kq][1]);
-      a[1] = attn::pack_bf16(ds[2 * kq][2], ds[2 * kq][3]);
-      a[2] = attn::pack_bf16(ds[2 * kq + 1][0], ds[2 * kq + 1][1]);
-      a[3] = attn::pack_bf16(ds[2 * kq + 1][2], ds[2 * kq + 1][3]);
-#pragma unroll
-      for (int nd = 0; nd < D / 8; nd += 2) {
-        uint32_t b[4];
-        attn::ldmatrix_x4_trans(b, attn::smem_addr(Qt + kq * 16 * LD + nd * 8 + off_bt));
-        attn::mma_bf16(dk_acc[nd], a, b[0], b[1]);
-        attn::mma_bf16(dk_acc[nd + 1], a, b[2], b[3]);
-      }
-    }
+    attn::warp_tile_pb<D, LD>(dk_acc, ds, Qt, off_bt);
     __syncthreads();  // this buffer is refilled by the next iteration's prefetch
   }
 
@@ -428,21 +386,7 @@ __global__ void __launch_bounds__(kThreads) dq_bf16_kernel(bf16* __restrict__ dq
     for (int nb = 0; nb < 8; ++nb)
 #pragma unroll
       for (int e = 0; e < 4; ++e) ds[nb][e] = p[nb][e] * (ds[nb][e] - del_r[e >> 1]);
-#pragma unroll
-    for (int kq = 0; kq < 4; ++kq) {
-      uint32_t a[4];
-      a[0] = attn::pack_bf16(ds[2 * kq][0], ds[2 * kq][1]);
-      a[1] = attn::pack_bf16(ds[2 * kq][2], ds[2 * kq][3]);
-      a[2] = attn::pack_bf16(ds[2 * kq + 1][0], ds[2 * kq + 1][1]);
-      a[3] = attn::pack_bf16(ds[2 * kq + 1][2], ds[2 * kq + 1][3]);
-#pragma unroll
-      for (int nd = 0; nd < D / 8; nd += 2) {
-        uint32_t b[4];
-        attn::ldmatrix_x4_trans(b, attn::smem_addr(Kt + kq * 16 * LD + nd * 8 + off_bt));
-        attn::mma_bf16(dq_acc[nd], a, b[0], b[1]);
-        attn::mma_bf16(dq_acc[nd + 1], a, b[2], b[3]);
-      }
-    }
+    attn::warp_tile_pb<D, LD>(dq_acc, ds, Kt, off_bt);
     __syncthreads();
   }
 

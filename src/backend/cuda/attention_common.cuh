@@ -99,6 +99,29 @@ __device__ __forceinline__ int lane_off_bt(int lane) {
   return ((i & 1) * 8 + r) * LD + (i >> 1) * 8;
 }
 
+// acc[16, D] += P · B for the warp: P is a 16×64 block of fp32 accumulators (a score or score-gradient
+// tile from warp_tile_abt), rounded to bf16 as the A operand; B is 64 rows × D of shared memory at `b`
+// (row-major, stride LD), read transposed by ldmatrix. The shape of O += P V and every gradient product.
+template <int D, int LD>
+__device__ __forceinline__ void warp_tile_pb(float (&acc)[D / 8][4], const float (&p)[8][4], const bf16* b,
+                                             int off_bt) {
+#pragma unroll
+  for (int kq = 0; kq < 4; ++kq) {
+    uint32_t a[4];
+    a[0] = pack_bf16(p[2 * kq][0], p[2 * kq][1]);
+    a[1] = pack_bf16(p[2 * kq][2], p[2 * kq][3]);
+    a[2] = pack_bf16(p[2 * kq + 1][0], p[2 * kq + 1][1]);
+    a[3] = pack_bf16(p[2 * kq + 1][2], p[2 * kq + 1][3]);
+#pragma unroll
+    for (int nd = 0; nd < D / 8; nd += 2) {
+      uint32_t bf[4];
+      ldmatrix_x4_trans(bf, smem_addr(b + kq * 16 * LD + nd * 8 + off_bt));
+      mma_bf16(acc[nd], a, bf[0], bf[1]);
+      mma_bf16(acc[nd + 1], a, bf[2], bf[3]);
+    }
+  }
+}
+
 // acc = A · Bᵀ for the warp's 16×64 block: 16 rows of A at `a_rows` (row-major, stride LD, D columns) times
 // the 64 rows of B at `b`, accumulated in fp32 over D in steps of 16 (the shape of every score and
 // score-gradient product here).
