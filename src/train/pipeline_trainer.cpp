@@ -119,6 +119,7 @@ struct PipelineTrainer::Impl {
   AdamW optimizer;  // the stage's whole buffer, or (ZeRO-1) this dp rank's chunk of it
   TreeSum accumulator;
   std::vector<float> partial;
+  std::vector<float> updated_chunk;  // ZeRO-1: this rank's updated weights, reused every step
   std::vector<model::StageInput> inputs;                // per slot: what the previous stage sent
   std::vector<float> hidden_in_buffer, message;
   std::vector<std::vector<float>> hidden_in;            // per slot
@@ -335,10 +336,11 @@ struct PipelineTrainer::Impl {
       // ZeRO-1: this rank updates its chunk of the stage; the updated chunks are gathered into every rank.
       const size_t begin = optimizer.begin(), end = optimizer.end();
       optimizer.step_range(store, std::span<const float>(store.grads()).subspan(begin, end - begin), stats.lr);
-      std::vector<float> chunk(reducer->chunk_size(), 0.0f);
+      // The chunk's tail past the stage's last value stays zero (padding).
+      updated_chunk.resize(reducer->chunk_size(), 0.0f);
       std::copy(store.values().begin() + static_cast<std::ptrdiff_t>(begin),
-                store.values().begin() + static_cast<std::ptrdiff_t>(end), chunk.begin());
-      const std::span<const float> whole = reducer->all_gather(chunk);
+                store.values().begin() + static_cast<std::ptrdiff_t>(end), updated_chunk.begin());
+      const std::span<const float> whole = reducer->all_gather(updated_chunk);
       std::copy_n(whole.begin(), store.values().size(), store.values().begin());
     } else {
       optimizer.step(store, stats.lr);
