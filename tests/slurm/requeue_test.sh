@@ -16,13 +16,23 @@ pids=()
 cleanup() {
   local rc=$?
   [ -n "${jobid:-}" ] && scancel "$jobid" 2>/dev/null || true
-  for f in "$work"/slurmd.pid "$work"/slurmctld.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+  # The daemons still write their state while they shut down: wait for them to exit before removing
+  # their directory, and never let the cleanup change the test's verdict.
+  local daemons=()
+  for f in "$work"/slurmd.pid "$work"/slurmctld.pid; do [ -f "$f" ] && daemons+=("$(cat "$f")"); done
+  for pid in "${daemons[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for _ in $(seq 100); do
+    local alive=0
+    for pid in "${daemons[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive -eq 0 ] && break
+    sleep 0.1
+  done
   if [ $rc -ne 0 ]; then
     echo "--- job output"; cat "$work/job.out" 2>/dev/null | tail -40 || true
     echo "--- slurmctld log"; tail -20 "$work/slurmctld.log" 2>/dev/null || true
     echo "--- slurmd log"; tail -20 "$work/slurmd.log" 2>/dev/null || true
   fi
-  rm -rf "$work"
+  rm -rf "$work" 2>/dev/null || { sleep 1; rm -rf "$work" 2>/dev/null; } || echo "note: could not remove $work"
   exit $rc
 }
 trap cleanup EXIT
@@ -97,6 +107,9 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 [ "$state" = PENDING ] || { echo "the job was not requeued (state $state)"; exit 1; }
+# slurmd revokes the old run's credential with a one-second clock and refuses a new one issued in that
+# same second ("Job credential revoked"): Slurm's own requeue delay avoids this, so wait past it.
+sleep 2
 scontrol update JobId="$jobid" StartTime=now
 for _ in $(seq 240); do
   state=$(scontrol show job "$jobid" -o | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
