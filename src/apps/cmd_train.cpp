@@ -1,6 +1,7 @@
 // `tessera train`: one process (the CPU reference, or one GPU with train.device: cuda), or under mpirun
-// data-parallel (ZeRO-0/1) or pipeline-parallel (1F1B) CPU training that reproduces the 1-process run bit
-// for bit; packed HDF5 or synthetic data. Logs every logging.interval steps: loss, lr, grad norm, tokens/s,
+// data-parallel (ZeRO-0/1/2) or pipeline-parallel (1F1B) CPU training that reproduces the 1-process run bit
+// for bit, and tensor-parallel training (with either) that reproduces it up to rounding; packed HDF5 or
+// synthetic data. Logs every logging.interval steps: loss, lr, grad norm, tokens/s,
 // MFU (and GPU memory on cuda).
 
 #include <chrono>
@@ -70,12 +71,13 @@ std::string device_memory_note(const NoGpu*) { return {}; }
 
 // Where a step's time went: each group's communication (the sum of its operations' wall times: they are
 // waited on one by one, so they do not overlap), the rest counted as compute. The pipeline group's time
-// is its point-to-point waits, which include the pipeline bubble. For the data-parallel group, the bytes
+// is its point-to-point waits, which include the pipeline bubble; the tensor-parallel group's, its layers'
+// all-reduces. For the data-parallel group, the bytes
 // this rank sent against the all-reduce minimum 2(n−1)/n·S for the gradient buffer S it exchanged.
 std::string step_breakdown(const dist::StepSummary& summary, double seconds, const dist::Topology& topology) {
   double communication = 0;
   std::string groups;
-  for (const dist::Group g : {dist::Group::dp, dist::Group::pp}) {
+  for (const dist::Group g : {dist::Group::tp, dist::Group::dp, dist::Group::pp}) {
     const dist::GroupOpTotals t = summary.group_total(g);
     if (t.calls == 0) continue;
     communication += t.seconds;
@@ -93,7 +95,8 @@ std::string step_breakdown(const dist::StepSummary& summary, double seconds, con
 
 void run_training(const dist::MpiSession& mpi, const Config& config) {
   const int world = mpi.size(), rank = mpi.rank();
-  // One process trains with the reference Trainer; several form a data-parallel group.
+  // One process trains with the reference Trainer; several run the pipeline trainer (pp or tp > 1, with
+  // dp replicas) or the data-parallel one.
   std::optional<dist::Topology> topology;
   std::unique_ptr<dist::ProcessGroups> groups;
   std::unique_ptr<dist::Communicators> comms;
@@ -110,8 +113,10 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   std::unique_ptr<train::Trainer> single;
   std::unique_ptr<train::DataParallelTrainer> parallel;
   std::unique_ptr<train::PipelineTrainer> pipeline;
-  if (!gpu && world > 1 && config.parallel.pp > 1)
-    pipeline = std::make_unique<train::PipelineTrainer>(config, comms->get(dist::Group::pp), &comms->get(dist::Group::dp));
+  const bool tensor_parallel = config.parallel.tp > 1;
+  if (!gpu && world > 1 && (config.parallel.pp > 1 || tensor_parallel))
+    pipeline = std::make_unique<train::PipelineTrainer>(config, comms->get(dist::Group::pp), &comms->get(dist::Group::dp),
+                                                        &comms->get(dist::Group::tp));
   else if (!gpu && world > 1)
     parallel = std::make_unique<train::DataParallelTrainer>(config, comms->get(dist::Group::dp));
   else if (!gpu)
@@ -133,7 +138,7 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   // Checkpoints (CPU trainers): resume from the newest valid one, save every checkpoint.interval steps, at
   // the end, and when a preemption signal arrives (then exit kPreemptedExitCode).
   const std::optional<train::CheckpointView> view =
-      gpu ? std::nullopt
+      gpu || tensor_parallel ? std::nullopt
           : std::optional<train::CheckpointView>(pipeline ? pipeline->checkpoint_view()
                                                  : parallel ? parallel->checkpoint_view()
                                                             : single->checkpoint_view());
@@ -142,6 +147,15 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   TESSERA_CHECK(!gpu || config.checkpoint.interval == 0,
                 "checkpoint.interval {}: checkpoints of train.device: cuda runs are not built yet", config.checkpoint.interval);
   if (gpu) log->warn("train.device: cuda: this run saves no checkpoints (not built for the GPU trainer yet)");
+  TESSERA_CHECK(!tensor_parallel || (config.checkpoint.interval == 0 && m.init_from.empty()),
+                "parallel.tp = {}: checkpoints and model.init_from of tensor-parallel layouts are not built yet (their "
+                "tensors need gathering into the layout-independent format); set checkpoint.interval: 0 and no "
+                "init_from, or train with tp = 1",
+                config.parallel.tp);
+  if (tensor_parallel)
+    log->warn("parallel.tp = {}: this run saves no checkpoints and ignores preemption signals (tensor-parallel "
+              "checkpoints are not built yet)",
+              config.parallel.tp);
   int64_t first_step = 1;
   if (view) {
     const std::string found = train::find_checkpoint(MPI_COMM_WORLD, train::checkpoint_directory(config), config,

@@ -26,6 +26,7 @@ void attention_forward(const Dims& d, const LayerTensors& w, LayerActivations& a
   cpu::attention_forward(a.attn.data(), a.probs.empty() ? probs_scratch : a.probs.data(), a.q_rot.data(), a.k_rot.data(),
                          a.v.data(), batch.cu_seqlens.data(), batch.num_samples(), d.Hq, d.Hkv, d.D);
   cpu::linear_forward(a.x_mid.data(), a.attn.data(), w.o, nullptr, N, QW, d.H);
+  tp_sum(d, a.x_mid.data(), N * d.H);  // row-parallel o_proj: each rank's heads give a partial output
   for (int64_t i = 0; i < N * d.H; ++i) a.x_mid[i] += x_in[i];
 }
 
@@ -65,6 +66,7 @@ void attention_backward(const Dims& d, const LayerTensors& w, const LayerTensors
   cpu::linear_backward(s.d_ln.data(), g.q, g.q_bias, s.d_q.data(), a.ln1.data(), w.q, N, d.H, QW);
   cpu::linear_backward(s.d_ln.data(), g.k, g.k_bias, s.d_k.data(), a.ln1.data(), w.k, N, d.H, KW);
   cpu::linear_backward(s.d_ln.data(), g.v, g.v_bias, s.d_v.data(), a.ln1.data(), w.v, N, d.H, KW);
+  tp_sum(d, s.d_ln.data(), N * d.H);  // column-parallel q/k/v: each rank's heads give a partial d(input)
   cpu::rmsnorm_backward(d_x, g.input_norm, s.d_ln.data(), x_in, w.input_norm, a.rstd1.data(), N, d.H);
 }
 

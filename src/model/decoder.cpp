@@ -19,6 +19,9 @@ struct Decoder::Impl {
   ParameterStore& store;
   int64_t max_tokens, max_sample_length;
   Recompute recompute;
+  TensorParallel* tp;            // null or size 1: this rank holds whole tensors
+  int64_t vocab_begin, vocab;    // this rank's rows of the embedding and LM head
+  detail::VocabParallelScratch vocab_scratch;
   int first, end;          // this stage's layers [first, end)
   bool has_embedding, has_head;
   std::vector<LayerTensors> weights, grads;  // indexed by l - first
@@ -38,9 +41,12 @@ struct Decoder::Impl {
   const Batch* batch = nullptr;
   bool have_forward = false;
 
-  Impl(const ModelConfig& c, ParameterStore& s, int64_t max_tok, int64_t max_len, Recompute r, StageLayers stage)
-      : config(c), dims(Dims::of(c)), store(s), max_tokens(max_tok), max_sample_length(max_len), recompute(r),
-        first(stage.first_layer), end(stage.end_layer < 0 ? c.num_layers : stage.end_layer),
+  Impl(const ModelConfig& c, ParameterStore& s, int64_t max_tok, int64_t max_len, Recompute r, StageLayers stage,
+       TensorParallel* t)
+      : config(c), dims(Dims::of(c, t)), store(s), max_tokens(max_tok), max_sample_length(max_len), recompute(r),
+        tp(t != nullptr && t->size() > 1 ? t : nullptr),
+        vocab_begin(tp ? c.vocab_size / tp->size() * tp->rank() : 0),
+        vocab(tp ? c.vocab_size / tp->size() : c.vocab_size), first(stage.first_layer), end(stage.end_layer < 0 ? c.num_layers : stage.end_layer),
         has_embedding(stage.embedding), has_head(stage.head) {
     TESSERA_CHECK(store.has_grads(), "the decoder needs a parameter store with gradients");
     TESSERA_CHECK(0 <= first && first <= end && end <= c.num_layers, "stage layers [{}, {}) outside the model's {}",
@@ -75,7 +81,7 @@ struct Decoder::Impl {
     if (has_head) {
       final_ln.resize(N * H);
       final_rstd.resize(N);
-      logits.resize(N * static_cast<size_t>(c.vocab_size));
+      logits.resize(N * static_cast<size_t>(vocab));
       token_losses.resize(N);
     }
     d_x.resize(N * H);
@@ -125,11 +131,13 @@ struct Decoder::Impl {
     TESSERA_CHECK(b.longest_sample() <= max_sample_length, "a sample of {} tokens exceeds the sized maximum {}",
                   b.longest_sample(), max_sample_length);
     batch = &b;
-    const int64_t N = b.tokens(), H = dims.H, V = config.vocab_size;
+    const int64_t N = b.tokens(), H = dims.H, V = vocab;
     cpu::rope_tables(scratch.rope_cos.data(), scratch.rope_sin.data(), b.position_ids.data(), N, dims.D,
                      dims.rope_theta);
     if (has_embedding) {
-      cpu::embedding_forward(input_of(first).data(), b.input_ids.data(), embedding, N, H);
+      // Vocabulary-parallel: each rank embeds the tokens in its rows; the sum has one non-zero term.
+      cpu::embedding_forward(input_of(first).data(), b.input_ids.data(), embedding, N, H, vocab_begin, vocab);
+      detail::tp_sum(dims, input_of(first).data(), N * H);
     } else {
       TESSERA_CHECK(static_cast<int64_t>(in.hidden.size()) == N * H, "stage input has {} values, expected {} × {}",
                     in.hidden.size(), N, H);
@@ -151,8 +159,7 @@ struct Decoder::Impl {
     cpu::rmsnorm_forward(final_ln.data(), final_rstd.data(), x, final_norm, N, H, dims.eps);
     cpu::linear_forward(logits.data(), final_ln.data(), head, nullptr, N, H, V);
     loss.targets = b.num_targets();
-    loss.ce_sum = cpu::cross_entropy_forward_backward(nullptr, token_losses.data(), logits.data(), b.targets.data(),
-                                                      N, V, 0.0f);
+    loss.ce_sum = cross_entropy(nullptr, b, N, 0.0f);
     if (dims.moe) {
       const LayerRouting total = routing_totals();
       loss.aux = detail::load_balancing_loss(total.selections, total.prob_sums, config.num_layers, N);
@@ -166,13 +173,13 @@ struct Decoder::Impl {
     TESSERA_CHECK(have_forward, "backward() needs a forward() first");
     have_forward = false;
     const Batch& b = *batch;
-    const int64_t N = b.tokens(), H = dims.H, V = config.vocab_size;
+    const int64_t N = b.tokens(), H = dims.H, V = vocab;
     if (has_head) {
       // d(logits) overwrites the logits in place.
-      cpu::cross_entropy_forward_backward(logits.data(), token_losses.data(), logits.data(), b.targets.data(), N, V,
-                                          ce_scale);
+      cross_entropy(logits.data(), b, N, ce_scale);
       std::fill_n(scratch.d_ln.data(), N * H, 0.0f);
       cpu::linear_backward(scratch.d_ln.data(), d_head, nullptr, logits.data(), final_ln.data(), head, N, H, V);
+      detail::tp_sum(dims, scratch.d_ln.data(), N * H);  // each rank's vocabulary rows give a partial d(input)
       std::fill_n(d_x.data(), N * H, 0.0f);
       cpu::rmsnorm_backward(d_x.data(), d_final_norm, scratch.d_ln.data(), input_of(end).data(), final_norm,
                             final_rstd.data(), N, H);
@@ -196,13 +203,22 @@ struct Decoder::Impl {
       detail::attention_backward(dims, weights[l - first], grads[l - first], a, scratch, d_x.data(),
                                  input_of(l).data(), b);
     }
-    if (has_embedding) cpu::embedding_backward(d_embedding, d_x.data(), b.input_ids.data(), N, H);
+    if (has_embedding) cpu::embedding_backward(d_embedding, d_x.data(), b.input_ids.data(), N, H, vocab_begin, vocab);
+  }
+
+  // The loss over this rank's logits (vocabulary-parallel under tp); dlogits may alias the logits.
+  double cross_entropy(float* dlogits, const Batch& b, int64_t N, float scale) {
+    if (tp)
+      return detail::vocab_parallel_cross_entropy(*tp, dlogits, token_losses.data(), logits.data(), b.targets.data(),
+                                                  N, vocab, vocab_begin, scale, vocab_scratch);
+    return cpu::cross_entropy_forward_backward(dlogits, token_losses.data(), logits.data(), b.targets.data(), N, vocab,
+                                               scale);
   }
 };
 
 Decoder::Decoder(const ModelConfig& config, ParameterStore& store, int64_t max_tokens, int64_t max_sample_length,
-                 Recompute recompute, StageLayers stage)
-    : impl_(std::make_unique<Impl>(config, store, max_tokens, max_sample_length, recompute, stage)) {}
+                 Recompute recompute, StageLayers stage, TensorParallel* tp)
+    : impl_(std::make_unique<Impl>(config, store, max_tokens, max_sample_length, recompute, stage, tp)) {}
 Decoder::~Decoder() = default;
 ForwardLoss Decoder::forward(const Batch& batch, const StageInput& in) { return impl_->forward(batch, in); }
 std::span<const float> Decoder::hidden_out() const {
@@ -217,7 +233,7 @@ std::span<const float> Decoder::d_hidden_in() const {
 const std::vector<double>& Decoder::aux_grad() const { return impl_->aux_grad; }
 std::span<const float> Decoder::logits() const {
   if (!impl_->has_head || !impl_->batch) return {};
-  return {impl_->logits.data(), static_cast<size_t>(impl_->batch->tokens() * impl_->config.vocab_size)};
+  return {impl_->logits.data(), static_cast<size_t>(impl_->batch->tokens() * impl_->vocab)};
 }
 void Decoder::backward(float ce_scale, float aux_scale, float z_scale, const StageGradient& in) {
   impl_->backward(ce_scale, aux_scale, z_scale, in);

@@ -6,16 +6,19 @@
 
 namespace tessera::model::detail {
 
-Dims Dims::of(const ModelConfig& m) {
+Dims Dims::of(const ModelConfig& m, TensorParallel* tp) {
+  const int n = tp == nullptr ? 1 : tp->size();
+  if (n > 1) check_tensor_parallel(m, n);
   Dims d;
+  d.tp = tp;
   d.H = m.hidden_size;
-  d.Hq = m.num_attention_heads;
-  d.Hkv = m.num_kv_heads;
+  d.Hq = m.num_attention_heads / n;
+  d.Hkv = m.num_kv_heads >= n ? m.num_kv_heads / n : 1;
   d.D = m.resolved_head_dim();
-  d.F = m.ffn_hidden_size;
+  d.F = m.ffn_hidden_size / n;
   d.E = m.num_experts;
   d.K = m.num_experts_per_tok;
-  d.Fm = m.moe_ffn_hidden_size;
+  d.Fm = m.moe_ffn_hidden_size / n;
   d.eps = static_cast<float>(m.rms_norm_eps);
   d.qk_norm = m.qk_norm;
   d.qkv_bias = m.qkv_bias;

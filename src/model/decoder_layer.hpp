@@ -9,18 +9,27 @@
 #include "tessera/core/config.hpp"
 #include "tessera/model/batch.hpp"
 #include "tessera/model/parameter_store.hpp"
+#include "tessera/model/tensor_parallel.hpp"
 
 namespace tessera::model::detail {
 
+// A layer's sizes as this rank computes it: under tensor parallelism Hq, Hkv, F and Fm are the rank's
+// shares (H, E, K stay whole) and `tp` sums the row-parallel partial outputs and input gradients.
 struct Dims {
   int64_t H = 0, Hq = 0, Hkv = 0, D = 0, F = 0;  // hidden, heads, kv heads, head dim, dense ffn
   int64_t E = 0, K = 0, Fm = 0;                  // experts, top-k, expert ffn
   float eps = 1e-6f;
   bool qk_norm = false, qkv_bias = false, moe = false, norm_topk = true;
   double rope_theta = 1e6;
+  TensorParallel* tp = nullptr;  // null: one rank holds the whole layer
 
-  static Dims of(const ModelConfig& m);
+  static Dims of(const ModelConfig& m, TensorParallel* tp = nullptr);
 };
+
+// Sums n values over the tensor-parallel group (nothing without one).
+inline void tp_sum(const Dims& d, float* data, int64_t n) {
+  if (d.tp != nullptr && d.tp->size() > 1) d.tp->sum({data, static_cast<size_t>(n)});
+}
 
 // Pointers into the ParameterStore for one layer; the same struct holds values (const use) or grads.
 struct LayerTensors {
@@ -81,5 +90,16 @@ void mlp_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, L
 void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, float* out, int64_t N);
 void moe_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,
                   LayerScratch& s, const float* d_out, int64_t N, const std::vector<double>& aux_grad, double z_coef);
+
+struct VocabParallelScratch {
+  std::vector<float> max;
+  std::vector<double> sums;
+};
+// cpu::cross_entropy_forward_backward over logits split by vocabulary: this rank holds columns
+// [v0, v0 + Vl) of each token's row (and writes only those of dlogits, which may be null or alias
+// logits). Every rank returns the same Σ loss, in token order.
+double vocab_parallel_cross_entropy(TensorParallel& tp, float* dlogits, double* losses, const float* logits,
+                                    const int32_t* targets, int64_t N, int64_t Vl, int64_t v0, float scale,
+                                    VocabParallelScratch& scratch);
 
 }  // namespace tessera::model::detail

@@ -15,6 +15,7 @@ void mlp_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, floa
     cpu::swiglu_forward(a.h.data(), a.gate.data(), a.up.data(), N * d.F);
     cpu::linear_forward(x_out, a.h.data(), w.down, nullptr, N, d.F, d.H);
   }
+  tp_sum(d, x_out, N * d.H);  // row-parallel down projections: partial outputs
   for (int64_t i = 0; i < N * d.H; ++i) x_out[i] += a.x_mid[i];
 }
 
@@ -30,6 +31,7 @@ void mlp_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, L
     cpu::swiglu_backward(s.d_gate.data(), s.d_up.data(), s.d_h.data(), a.gate.data(), a.up.data(), N * d.F);
     cpu::linear_backward(s.d_ln.data(), g.gate, nullptr, s.d_gate.data(), a.ln2.data(), w.gate, N, d.H, d.F);
     cpu::linear_backward(s.d_ln.data(), g.up, nullptr, s.d_up.data(), a.ln2.data(), w.up, N, d.H, d.F);
+    tp_sum(d, s.d_ln.data(), N * d.H);  // column-parallel gate/up: partial d(input)
   }
   cpu::rmsnorm_backward(d_x, g.post_norm, s.d_ln.data(), a.x_mid.data(), w.post_norm, a.rstd2.data(), N, d.H);
 }

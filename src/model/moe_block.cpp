@@ -101,6 +101,8 @@ void moe_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, L
       }
       s.d_topk[t * K + k] = static_cast<float>(dot);
     }
+  // Under tensor parallelism each rank's expert outputs are partial, and so are these dot products.
+  tp_sum(d, s.d_topk.data(), N * K);
 
   for (int64_t e = 0; e < E; ++e) {
     const int64_t first = a.expert_offsets[e], rows = a.expert_offsets[e + 1] - first;
@@ -126,6 +128,10 @@ void moe_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, L
       for (int64_t h = 0; h < H; ++h) d_ln[t * H + h] += s.d_xe[row * H + h];
     }
   }
+
+  // The experts' partial d(input) is summed over tensor-parallel ranks before the router's part, which
+  // every rank computes whole, is added.
+  tp_sum(d, d_ln, N * H);
 
   // Router: through the optional renormalisation and the softmax, plus the aux loss's gradient, which
   // reaches every expert's probability.

@@ -5,10 +5,18 @@
 #include <functional>
 #include <numeric>
 
+#include "tessera/core/error.hpp"
+
 namespace tessera::model {
 
 int64_t ParameterSpec::numel() const {
   return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
+}
+
+std::vector<int64_t> ParameterSpec::full_shape() const {
+  std::vector<int64_t> full = shape;
+  if (is_sharded()) full[static_cast<size_t>(shard.dim)] = shard.extent;
+  return full;
 }
 
 namespace {
@@ -63,6 +71,7 @@ std::vector<ParameterSpec> parameter_specs(const ModelConfig& m) {
   out.push_back({"model.norm.weight", {h}, Split::replicated, Placement::final_norm, -1, -1, false, Role::final_norm});
   if (!m.tie_embeddings)
     out.push_back({"lm_head.weight", {m.vocab_size, h}, Split::vocab, Placement::head, -1, -1, true, Role::lm_head});
+  for (size_t i = 0; i < out.size(); ++i) out[i].index = static_cast<int64_t>(i);
   return out;
 }
 
@@ -77,6 +86,53 @@ int64_t active_parameters(const ModelConfig& m) {
   for (const auto& spec : parameter_specs(m))
     if (!spec.is_expert() || spec.expert < m.num_experts_per_tok) active += spec.numel();
   return active;
+}
+
+void check_tensor_parallel(const ModelConfig& m, int tp) {
+  TESSERA_CHECK(tp >= 1, "parallel.tp = {} must be at least 1", tp);
+  if (tp == 1) return;
+  TESSERA_CHECK(m.num_attention_heads % tp == 0, "parallel.tp = {} does not divide the {} attention heads", tp,
+                m.num_attention_heads);
+  TESSERA_CHECK(m.num_kv_heads % tp == 0 || tp % m.num_kv_heads == 0,
+                "parallel.tp = {} neither divides the {} kv heads nor is a multiple of them", tp, m.num_kv_heads);
+  TESSERA_CHECK(m.vocab_size % tp == 0,
+                "parallel.tp = {} does not divide the vocabulary of {} (vocabulary-parallel embedding and loss split "
+                "it evenly; pad the vocabulary to a multiple of tp)",
+                tp, m.vocab_size);
+  if (m.is_moe())
+    TESSERA_CHECK(m.moe_ffn_hidden_size % tp == 0, "parallel.tp = {} does not divide moe_ffn_hidden_size {}", tp,
+                  m.moe_ffn_hidden_size);
+  else
+    TESSERA_CHECK(m.ffn_hidden_size % tp == 0, "parallel.tp = {} does not divide ffn_hidden_size {}", tp,
+                  m.ffn_hidden_size);
+}
+
+Shard tensor_parallel_shard(const ParameterSpec& spec, const ModelConfig& m, int rank, int tp) {
+  TESSERA_CHECK(!spec.is_sharded(), "{} is already a shard", spec.hf_name);
+  if (tp == 1 || spec.split == Split::replicated) return {};
+  const bool row = spec.split == Split::row;
+  const int dim = row ? 1 : 0;
+  const int64_t extent = spec.shape[static_cast<size_t>(dim)];
+  if (spec.split == Split::kv_column && tp > m.num_kv_heads) {
+    // tp / kv_heads consecutive ranks share kv head rank / (tp / kv_heads): the one their query heads use.
+    const int64_t head_dim = m.resolved_head_dim();
+    const int64_t head = rank / (tp / m.num_kv_heads);
+    return {dim, head * head_dim, head_dim, extent};
+  }
+  const int64_t count = extent / tp;
+  return {dim, rank * count, count, extent};
+}
+
+std::vector<ParameterSpec> shard_specs(std::vector<ParameterSpec> specs, const ModelConfig& m, int rank, int tp) {
+  check_tensor_parallel(m, tp);
+  TESSERA_CHECK(0 <= rank && rank < tp, "tensor-parallel rank {} outside 0..{}", rank, tp - 1);
+  for (ParameterSpec& spec : specs) {
+    const Shard shard = tensor_parallel_shard(spec, m, rank, tp);
+    if (shard.dim < 0) continue;
+    spec.shape[static_cast<size_t>(shard.dim)] = shard.count;
+    spec.shard = shard;
+  }
+  return specs;
 }
 
 }  // namespace tessera::model

@@ -49,11 +49,63 @@ void initialize_parameters(ParameterStore& store, double init_std, uint64_t seed
       std::fill(values.begin(), values.end(), is_norm ? 1.0f : 0.0f);
       continue;
     }
-    std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(first_index + i)};
+    const size_t index = spec.index >= 0 ? static_cast<size_t>(spec.index) : first_index + i;
+    std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(index)};
     std::mt19937_64 rng(seq);
     std::normal_distribution<double> normal(0.0, init_std);
-    for (float& v : values) v = static_cast<float>(normal(rng));
+    if (!spec.is_sharded()) {
+      for (float& v : values) v = static_cast<float>(normal(rng));
+      continue;
+    }
+    // A tensor-parallel shard draws the whole tensor's stream and keeps its part, so every layout starts
+    // from the 1-rank weights.
+    const std::vector<int64_t> full = spec.full_shape();
+    const int64_t rows = full[0], cols = full.size() > 1 ? full[1] : 1;
+    const Shard& sh = spec.shard;
+    size_t at = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const auto v = static_cast<float>(normal(rng));
+        const int64_t index = sh.dim == 0 ? r : c;
+        if (index >= sh.begin && index < sh.begin + sh.count) values[at++] = v;
+      }
   }
+}
+
+void copy_shard(std::span<float> shard, std::span<const float> full, const ParameterSpec& spec) {
+  const std::vector<int64_t> shape = spec.full_shape();
+  const int64_t rows = shape[0], cols = shape.size() > 1 ? shape[1] : 1;
+  TESSERA_CHECK(static_cast<int64_t>(full.size()) == rows * cols && shard.size() == static_cast<size_t>(spec.numel()),
+                "{}: {} values for a tensor of {}, {} for its shard of {}", spec.hf_name, full.size(), rows * cols,
+                shard.size(), spec.numel());
+  if (!spec.is_sharded()) {
+    std::copy(full.begin(), full.end(), shard.begin());
+    return;
+  }
+  const Shard& sh = spec.shard;
+  if (sh.dim == 0) {
+    std::copy_n(full.begin() + sh.begin * cols, sh.count * cols, shard.begin());
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r) std::copy_n(full.begin() + r * cols + sh.begin, sh.count, shard.begin() + r * sh.count);
+}
+
+void place_shard(std::span<float> full, std::span<const float> shard, const ParameterSpec& spec) {
+  const std::vector<int64_t> shape = spec.full_shape();
+  const int64_t rows = shape[0], cols = shape.size() > 1 ? shape[1] : 1;
+  TESSERA_CHECK(static_cast<int64_t>(full.size()) == rows * cols && shard.size() == static_cast<size_t>(spec.numel()),
+                "{}: {} values for a tensor of {}, {} for its shard of {}", spec.hf_name, full.size(), rows * cols,
+                shard.size(), spec.numel());
+  if (!spec.is_sharded()) {
+    std::copy(shard.begin(), shard.end(), full.begin());
+    return;
+  }
+  const Shard& sh = spec.shard;
+  if (sh.dim == 0) {
+    std::copy(shard.begin(), shard.end(), full.begin() + sh.begin * cols);
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r) std::copy_n(shard.begin() + r * sh.count, sh.count, full.begin() + r * cols + sh.begin);
 }
 
 }  // namespace tessera::model

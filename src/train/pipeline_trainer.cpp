@@ -12,6 +12,7 @@
 #include "tessera/plan/plan.hpp"
 #include "tessera/train/data_parallel_reducer.hpp"
 #include "tessera/train/optimizer.hpp"
+#include "tessera/train/tensor_parallel_group.hpp"
 #include "tessera/train/tree_sum.hpp"
 
 namespace tessera::train {
@@ -66,13 +67,16 @@ std::vector<StageSpan> stage_spans(const Config& c, const std::vector<model::Par
   return spans;
 }
 
-const Config& checked(const Config& c, const dist::Communicator& pp, const dist::Communicator* dp) {
+const Config& checked(const Config& c, const dist::Communicator& pp, const dist::Communicator* dp,
+                      const dist::Communicator* tp) {
   const ParallelConfig& p = c.parallel;
-  TESSERA_CHECK(p.tp == 1 && p.cp == 1 && p.ep == 1,
-                "pipeline training runs with data parallelism only so far; the config asks for tp={} cp={} ep={} "
-                "with pp={}",
-                p.tp, p.cp, p.ep, p.pp);
+  TESSERA_CHECK(p.cp == 1 && p.ep == 1,
+                "tensor × pipeline × data parallelism is what is built so far; the config asks for cp={} ep={}", p.cp,
+                p.ep);
   TESSERA_CHECK(p.pp == pp.size(), "parallel.pp = {} but the pipeline group has {} ranks", p.pp, pp.size());
+  TESSERA_CHECK(p.tp == (tp ? tp->size() : 1), "parallel.tp = {} but the tensor-parallel group has {} ranks", p.tp,
+                tp ? tp->size() : 1);
+  model::check_tensor_parallel(c.model, p.tp);
   TESSERA_CHECK(p.zero_stage <= 1,
                 "parallel.zero_stage {}: ZeRO-2 needs gradients reduced bucket by bucket during the backward, "
                 "which is not built yet; use 0 or 1",
@@ -109,6 +113,7 @@ struct PipelineTrainer::Impl {
   Config config;
   dist::Communicator& pp;
   dist::Communicator* dp;
+  std::unique_ptr<TensorParallelGroup> tp;  // tp > 1
   int stage, stages;
   std::vector<StageSpan> spans;
   size_t total_params;
@@ -124,16 +129,21 @@ struct PipelineTrainer::Impl {
   std::vector<float> hidden_in_buffer, message;
   std::vector<std::vector<float>> hidden_in;            // per slot
 
-  static std::vector<model::ParameterSpec> stage_specs(const Config& c, const StageSpan& span) {
+  // The stage's tensors, as this tensor-parallel rank holds them.
+  static std::vector<model::ParameterSpec> stage_specs(const Config& c, const StageSpan& span,
+                                                       const dist::Communicator* tp) {
     auto all = model::parameter_specs(c.model);
-    return {all.begin() + static_cast<std::ptrdiff_t>(span.first_tensor),
-            all.begin() + static_cast<std::ptrdiff_t>(span.end_tensor)};
+    return model::shard_specs({all.begin() + static_cast<std::ptrdiff_t>(span.first_tensor),
+                               all.begin() + static_cast<std::ptrdiff_t>(span.end_tensor)},
+                              c.model, tp ? tp->rank() : 0, tp ? tp->size() : 1);
   }
 
-  Impl(const Config& c, dist::Communicator& comm, dist::Communicator* dp_comm)
-      : config(checked(c, comm, dp_comm)), pp(comm), dp(dp_comm && dp_comm->size() > 1 ? dp_comm : nullptr),
+  Impl(const Config& c, dist::Communicator& comm, dist::Communicator* dp_comm, dist::Communicator* tp_comm)
+      : config(checked(c, comm, dp_comm, tp_comm)), pp(comm), dp(dp_comm && dp_comm->size() > 1 ? dp_comm : nullptr),
+        tp(tp_comm && tp_comm->size() > 1 ? std::make_unique<TensorParallelGroup>(*tp_comm) : nullptr),
         stage(comm.rank()), stages(comm.size()), spans(stage_spans(c, model::parameter_specs(c.model))),
-        total_params(spans.back().offset + spans.back().numel), store(stage_specs(c, spans[stage])),
+        total_params(spans.back().offset + spans.back().numel),
+        store(stage_specs(c, spans[stage], tp ? &tp->communicator() : nullptr)),
         E(c.model.num_experts),
         reducer(dp ? std::make_unique<DataParallelReducer>(*dp, store.values().size()) : nullptr),
         optimizer(c.optim, store, reducer && c.parallel.zero_stage == 1 ? std::min(reducer->chunk_begin(), store.values().size()) : 0,
@@ -149,7 +159,7 @@ struct PipelineTrainer::Impl {
       slots.push_back(std::make_unique<model::Decoder>(
           config.model, store, config.train.micro_batch_size * config.data.seq_length, config.data.seq_length,
           config.train.recompute,
-          model::StageLayers{s.first_layer, s.end_layer, stage == 0, stage == stages - 1}));
+          model::StageLayers{s.first_layer, s.end_layer, stage == 0, stage == stages - 1}, tp.get()));
       inputs.emplace_back();
       hidden_in.emplace_back();
     }
@@ -213,6 +223,13 @@ struct PipelineTrainer::Impl {
   // stage's first elements, which it sends back. All block sums are then shared (as bit patterns: the max
   // of one owner's value and zeros is that value) and added in block order.
   double grad_norm() {
+    if (tp) {
+      // Shards have no place in the 1-rank block layout: each rank's sum of squares of what it owns, added
+      // in tp-rank then stage order (equal to the 1-rank norm up to rounding).
+      std::array<double, 1> mine = {owned_square_sum(store, config.model, tp->rank(), tp->size())};
+      tp->sum(mine);
+      return std::sqrt(sum_in_order(all_gather_doubles(pp, mine)));
+    }
     const std::span<const float> g = store.grads();
     const size_t begin = spans[stage].offset, end = begin + g.size();
     auto head_of = [&](const StageSpan& s) {
@@ -312,6 +329,7 @@ struct PipelineTrainer::Impl {
     } else {
       accumulator.finish(store.grads());
     }
+    if (tp) reduce_partial_gradients(store, config.model, *tp);
 
     // The last stage saw the losses; every stage reports them, summed in global microbatch order.
     std::vector<int64_t> bits(losses.size());
@@ -349,13 +367,25 @@ struct PipelineTrainer::Impl {
   }
 };
 
-PipelineTrainer::PipelineTrainer(const Config& config, dist::Communicator& pp, dist::Communicator* dp)
-    : impl_(std::make_unique<Impl>(config, pp, dp)) {}
+PipelineTrainer::PipelineTrainer(const Config& config, dist::Communicator& pp, dist::Communicator* dp,
+                                 dist::Communicator* tp)
+    : impl_(std::make_unique<Impl>(config, pp, dp, tp)) {}
 PipelineTrainer::~PipelineTrainer() = default;
 StepStats PipelineTrainer::step(const std::vector<model::Batch>& microbatches) { return impl_->step(microbatches); }
 model::ParameterStore& PipelineTrainer::parameters() { return impl_->store; }
 size_t PipelineTrainer::global_offset() const { return impl_->spans[impl_->stage].offset; }
+std::vector<float> PipelineTrainer::whole_parameters(bool grads) {
+  if (!impl_->tp) {
+    const auto v = grads ? impl_->store.grads() : impl_->store.values();
+    return {v.begin(), v.end()};
+  }
+  return gather_whole(impl_->store, impl_->config.model, *impl_->tp, grads);
+}
+
 CheckpointView PipelineTrainer::checkpoint_view() {
+  TESSERA_CHECK(!impl_->tp,
+                "checkpoints of tensor-parallel layouts are not built yet (their tensors need gathering or sharded "
+                "views); train with parallel.tp = 1 to checkpoint, or turn checkpoint.interval off");
   const int dp_rank = impl_->dp ? impl_->dp->rank() : 0;
   const bool first = dp_rank == 0;
   return {&impl_->store, impl_->spans[impl_->stage].offset, &impl_->optimizer, first,

@@ -52,8 +52,12 @@ void swiglu_forward(float* h, const float* gate, const float* up, int64_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int64_t n);
 
 // out[N,C] = table[ids[n]]; backward adds rows of dout into dtable in token order (deterministic).
-void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N, int64_t C);
-void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t N, int64_t C);
+// A vocabulary-parallel shard passes its rows [first_row, first_row + rows) of the whole table: tokens
+// outside them embed as zeros and add nothing (rows < 0: the whole table).
+void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N, int64_t C,
+                       int64_t first_row = 0, int64_t rows = -1);
+void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t N, int64_t C,
+                        int64_t first_row = 0, int64_t rows = -1);
 
 // Softmax cross-entropy against targets; target < 0 is ignored. losses[N] receives each token's loss (0 when
 // ignored); returns their sum in token order. dlogits (may be null) is overwritten with

@@ -13,6 +13,7 @@
 #include "tessera/core/config.hpp"
 #include "tessera/model/batch.hpp"
 #include "tessera/model/parameter_store.hpp"
+#include "tessera/model/tensor_parallel.hpp"
 
 namespace tessera::model {
 
@@ -56,8 +57,11 @@ class Decoder {
  public:
   // Buffers are sized for batches of up to `max_tokens` tokens whose samples are at most
   // `max_sample_length` long; a larger batch is refused. `store` holds (at least) the stage's tensors.
+  // Under tensor parallelism (`tp` of size > 1) the store holds this rank's shards (shard_specs) and the
+  // decoder runs Megatron's column/row-parallel layers and vocabulary-parallel embedding and loss, calling
+  // `tp` for the reductions; every rank of the group sees the same batch and gets the same loss.
   Decoder(const ModelConfig& config, ParameterStore& store, int64_t max_tokens, int64_t max_sample_length,
-          Recompute recompute, StageLayers stage = {});
+          Recompute recompute, StageLayers stage = {}, TensorParallel* tp = nullptr);
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
@@ -69,7 +73,7 @@ class Decoder {
   std::span<const float> hidden_out() const;
   // Routing of every layer up to this stage's last (earlier stages' from `in`, then this stage's).
   const std::vector<LayerRouting>& routing() const;
-  // Logits [tokens, vocab] of the last forward (valid until backward, which reuses the buffer).
+  // Logits [tokens, vocab] (this rank's vocabulary slice under tp) of the last forward (valid until backward, which reuses the buffer).
   std::span<const float> logits() const;
   // Accumulates into the store's gradients d(ce_scale · ce_sum + aux_scale · aux + z_scale · z) of the
   // last forward. A non-last stage takes the gradient of its output (and the load-balancing gradient)

@@ -30,6 +30,13 @@ enum class Role {
   post_attention_norm, gate_proj, up_proj, down_proj, router, final_norm, lm_head
 };
 
+// The part of a tensor one tensor-parallel rank holds: indices [begin, begin + count) of dimension `dim`,
+// whose unsplit extent is `extent`. dim = -1: the whole tensor.
+struct Shard {
+  int dim = -1;
+  int64_t begin = 0, count = 0, extent = 0;
+};
+
 struct ParameterSpec {
   std::string hf_name;
   std::vector<int64_t> shape;
@@ -42,12 +49,29 @@ struct ParameterSpec {
   // How the tensor is stored outside training (HF files, GPU weights): bf16 unless an imported checkpoint
   // said otherwise. Training keeps fp32 master values whatever this says.
   DType dtype = DType::bf16;
+  // Set on a tensor-parallel rank's copy: `shape` is then the local shard's, this says where it sits.
+  Shard shard{};
+  // Position in the whole model's list (parameter_specs), kept when a rank holds a subset or reorders it.
+  int64_t index = -1;
 
   int64_t numel() const;
+  // The unsplit tensor's shape (the HF shape), whatever part of it this spec describes.
+  std::vector<int64_t> full_shape() const;
+  bool is_sharded() const { return shard.dim >= 0; }
   bool is_expert() const { return expert >= 0; }
 };
 
 std::vector<ParameterSpec> parameter_specs(const ModelConfig& config);
+
+// Refuses, naming the size, a tensor-parallel degree that does not divide the model: attention heads,
+// kv heads (or tp a multiple of them: kv heads are then replicated), FFN widths and the vocabulary.
+void check_tensor_parallel(const ModelConfig& config, int tp);
+// Which part of `spec` tensor-parallel rank `rank` of `tp` holds (Megatron's split): column tensors by
+// output rows, row tensors by input columns, kv tensors by kv head (tp > kv heads: the kv head its query
+// heads use, replicated), vocabulary tensors by vocabulary rows; replicated tensors whole.
+Shard tensor_parallel_shard(const ParameterSpec& spec, const ModelConfig& config, int rank, int tp);
+// The specs of `specs` as rank `rank` of `tp` holds them (shapes cut, shard set). tp = 1 returns them as is.
+std::vector<ParameterSpec> shard_specs(std::vector<ParameterSpec> specs, const ModelConfig& config, int rank, int tp);
 
 // Parameters of the ModelConfig as Hugging Face counts them (the sum over parameter_specs).
 int64_t total_parameters(const ModelConfig& config);

@@ -56,6 +56,11 @@ class ParameterStore {
 // of transformers' Qwen/Llama _init_weights. Deterministic for a given seed and spec list. A store holding
 // a contiguous part of the model's tensor list (a pipeline stage) passes the index of its first tensor in
 // the whole list, and gets exactly the values the whole model's store has there.
+// A tensor-parallel shard gets its part of the whole tensor's values.
 void initialize_parameters(ParameterStore& store, double init_std, uint64_t seed, size_t first_index = 0);
+
+// Between a whole tensor (row-major, spec.full_shape()) and the part of it `spec` describes.
+void copy_shard(std::span<float> shard, std::span<const float> full, const ParameterSpec& spec);
+void place_shard(std::span<float> full, std::span<const float> shard, const ParameterSpec& spec);
 
 }  // namespace tessera::model

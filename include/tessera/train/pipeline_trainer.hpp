@@ -32,8 +32,9 @@ namespace tessera::train {
 class PipelineTrainer {
  public:
   // `pp` is this rank's pipeline communicator (its rank is the stage); `dp` its data-parallel communicator
-  // (null: dp = 1). Every rank constructs the trainer with the same config.
-  PipelineTrainer(const Config& config, dist::Communicator& pp, dist::Communicator* dp = nullptr);
+  // and `tp` its tensor-parallel one (null: size 1). Every rank constructs the trainer with the same config.
+  PipelineTrainer(const Config& config, dist::Communicator& pp, dist::Communicator* dp = nullptr,
+                  dist::Communicator* tp = nullptr);
   ~PipelineTrainer();
 
   // One optimizer step over this dp replica's microbatches: dp rank r takes the step's microbatches
@@ -45,6 +46,9 @@ class PipelineTrainer {
   // This stage's tensors, and where they start in the whole model's flat parameter layout.
   model::ParameterStore& parameters();
   size_t global_offset() const;
+  // The stage's tensors whole (tensor-parallel shards gathered; collective over tp), in the whole model's
+  // flat layout from global_offset(); or the last step's gradients (after clipping).
+  std::vector<float> whole_parameters(bool grads = false);
   // Each stage's dp rank 0 writes the stage's weights; optimizer state as in DataParallelTrainer.
   CheckpointView checkpoint_view();
 

@@ -24,17 +24,25 @@ void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gat
   }
 }
 
-void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N, int64_t C) {
+void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N, int64_t C, int64_t first_row,
+                       int64_t rows) {
 #pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c) out[n * C + c] = table[static_cast<int64_t>(ids[n]) * C + c];
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t row = static_cast<int64_t>(ids[n]) - first_row;
+    const bool mine = row >= 0 && (rows < 0 || row < rows);
+    for (int64_t c = 0; c < C; ++c) out[n * C + c] = mine ? table[row * C + c] : 0.0f;
+  }
 }
 
-void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t N, int64_t C) {
+void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t N, int64_t C, int64_t first_row,
+                        int64_t rows) {
   // Parallel over channels, tokens in order: a repeated token's rows add up in the same order every run.
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < C; ++c)
-    for (int64_t n = 0; n < N; ++n) dtable[static_cast<int64_t>(ids[n]) * C + c] += dout[n * C + c];
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t row = static_cast<int64_t>(ids[n]) - first_row;
+      if (row >= 0 && (rows < 0 || row < rows)) dtable[row * C + c] += dout[n * C + c];
+    }
 }
 
 void softmax_rows(float* x, int64_t rows, int64_t V) {

@@ -1,0 +1,24 @@
+#pragma once
+// What the model needs from its tensor-parallel group, and nothing more: the reductions Megatron's
+// column/row-parallel layers and vocabulary-parallel loss perform. The model calls these and never MPI or
+// NCCL; the training layer implements them over its tp communicator (train/tensor_parallel_group.hpp).
+// Every rank of the group calls the same reductions in the same order with equal lengths, and every rank
+// ends with the same bits.
+
+#include <span>
+
+namespace tessera::model {
+
+class TensorParallel {
+ public:
+  virtual ~TensorParallel() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // In place, element-wise over the group.
+  virtual void sum(std::span<float> data) = 0;
+  virtual void max(std::span<float> data) = 0;
+  // Doubles are added in rank order, so the result does not depend on the collective's algorithm.
+  virtual void sum(std::span<double> data) = 0;
+};
+
+}  // namespace tessera::model
