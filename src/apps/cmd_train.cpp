@@ -72,12 +72,12 @@ std::string device_memory_note(const NoGpu*) { return {}; }
 // Where a step's time went: each group's communication (the sum of its operations' wall times: they are
 // waited on one by one, so they do not overlap), the rest counted as compute. The pipeline group's time
 // is its point-to-point waits, which include the pipeline bubble; the tensor-parallel group's, its layers'
-// all-reduces. For the data-parallel group, the bytes
+// all-reduces; the expert-parallel group's, its token exchanges. For the data-parallel group, the bytes
 // this rank sent against the all-reduce minimum 2(n−1)/n·S for the gradient buffer S it exchanged.
 std::string step_breakdown(const dist::StepSummary& summary, double seconds, const dist::Topology& topology) {
   double communication = 0;
   std::string groups;
-  for (const dist::Group g : {dist::Group::tp, dist::Group::dp, dist::Group::pp}) {
+  for (const dist::Group g : {dist::Group::tp, dist::Group::ep, dist::Group::dp, dist::Group::pp}) {
     const dist::GroupOpTotals t = summary.group_total(g);
     if (t.calls == 0) continue;
     communication += t.seconds;
@@ -113,10 +113,12 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   std::unique_ptr<train::Trainer> single;
   std::unique_ptr<train::DataParallelTrainer> parallel;
   std::unique_ptr<train::PipelineTrainer> pipeline;
-  const bool tensor_parallel = config.parallel.tp > 1;
-  if (!gpu && world > 1 && (config.parallel.pp > 1 || tensor_parallel))
+  // Tensor and expert parallelism run in the pipeline trainer (one stage when pp = 1).
+  const bool model_parallel = config.parallel.tp > 1 || config.parallel.ep > 1;
+  if (!gpu && world > 1 && (config.parallel.pp > 1 || model_parallel))
     pipeline = std::make_unique<train::PipelineTrainer>(config, comms->get(dist::Group::pp), &comms->get(dist::Group::dp),
-                                                        &comms->get(dist::Group::tp));
+                                                        &comms->get(dist::Group::tp), &comms->get(dist::Group::ep),
+                                                        &comms->get(dist::Group::edp));
   else if (!gpu && world > 1)
     parallel = std::make_unique<train::DataParallelTrainer>(config, comms->get(dist::Group::dp));
   else if (!gpu)
@@ -138,7 +140,7 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   // Checkpoints (CPU trainers): resume from the newest valid one, save every checkpoint.interval steps, at
   // the end, and when a preemption signal arrives (then exit kPreemptedExitCode).
   const std::optional<train::CheckpointView> view =
-      gpu || tensor_parallel ? std::nullopt
+      gpu || model_parallel ? std::nullopt
           : std::optional<train::CheckpointView>(pipeline ? pipeline->checkpoint_view()
                                                  : parallel ? parallel->checkpoint_view()
                                                             : single->checkpoint_view());
@@ -147,15 +149,15 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
   TESSERA_CHECK(!gpu || config.checkpoint.interval == 0,
                 "checkpoint.interval {}: checkpoints of train.device: cuda runs are not built yet", config.checkpoint.interval);
   if (gpu) log->warn("train.device: cuda: this run saves no checkpoints (not built for the GPU trainer yet)");
-  TESSERA_CHECK(!tensor_parallel || (config.checkpoint.interval == 0 && m.init_from.empty()),
-                "parallel.tp = {}: checkpoints and model.init_from of tensor-parallel layouts are not built yet (their "
-                "tensors need gathering into the layout-independent format); set checkpoint.interval: 0 and no "
-                "init_from, or train with tp = 1",
-                config.parallel.tp);
-  if (tensor_parallel)
-    log->warn("parallel.tp = {}: this run saves no checkpoints and ignores preemption signals (tensor-parallel "
-              "checkpoints are not built yet)",
-              config.parallel.tp);
+  TESSERA_CHECK(!model_parallel || (config.checkpoint.interval == 0 && m.init_from.empty()),
+                "parallel.tp = {}, ep = {}: checkpoints and model.init_from of tensor- or expert-parallel layouts are "
+                "not built yet (their tensors need gathering into the layout-independent format); set "
+                "checkpoint.interval: 0 and no init_from, or train with tp = ep = 1",
+                config.parallel.tp, config.parallel.ep);
+  if (model_parallel)
+    log->warn("parallel.tp = {}, ep = {}: this run saves no checkpoints and ignores preemption signals (tensor- and "
+              "expert-parallel checkpoints are not built yet)",
+              config.parallel.tp, config.parallel.ep);
   int64_t first_step = 1;
   if (view) {
     const std::string found = train::find_checkpoint(MPI_COMM_WORLD, train::checkpoint_directory(config), config,

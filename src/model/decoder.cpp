@@ -42,8 +42,8 @@ struct Decoder::Impl {
   bool have_forward = false;
 
   Impl(const ModelConfig& c, ParameterStore& s, int64_t max_tok, int64_t max_len, Recompute r, StageLayers stage,
-       TensorParallel* t)
-      : config(c), dims(Dims::of(c, t)), store(s), max_tokens(max_tok), max_sample_length(max_len), recompute(r),
+       TensorParallel* t, ExpertParallel* ep)
+      : config(c), dims(Dims::of(c, t, ep)), store(s), max_tokens(max_tok), max_sample_length(max_len), recompute(r),
         tp(t != nullptr && t->size() > 1 ? t : nullptr),
         vocab_begin(tp ? c.vocab_size / tp->size() * tp->rank() : 0),
         vocab(tp ? c.vocab_size / tp->size() : c.vocab_size), first(stage.first_layer), end(stage.end_layer < 0 ? c.num_layers : stage.end_layer),
@@ -217,8 +217,8 @@ struct Decoder::Impl {
 };
 
 Decoder::Decoder(const ModelConfig& config, ParameterStore& store, int64_t max_tokens, int64_t max_sample_length,
-                 Recompute recompute, StageLayers stage, TensorParallel* tp)
-    : impl_(std::make_unique<Impl>(config, store, max_tokens, max_sample_length, recompute, stage, tp)) {}
+                 Recompute recompute, StageLayers stage, TensorParallel* tp, ExpertParallel* ep)
+    : impl_(std::make_unique<Impl>(config, store, max_tokens, max_sample_length, recompute, stage, tp, ep)) {}
 Decoder::~Decoder() = default;
 ForwardLoss Decoder::forward(const Batch& batch, const StageInput& in) { return impl_->forward(batch, in); }
 std::span<const float> Decoder::hidden_out() const {

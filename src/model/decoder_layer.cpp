@@ -6,11 +6,18 @@
 
 namespace tessera::model::detail {
 
-Dims Dims::of(const ModelConfig& m, TensorParallel* tp) {
+Dims Dims::of(const ModelConfig& m, TensorParallel* tp, ExpertParallel* ep) {
   const int n = tp == nullptr ? 1 : tp->size();
   if (n > 1) check_tensor_parallel(m, n);
   Dims d;
   d.tp = tp;
+  d.El = m.num_experts;
+  if (ep != nullptr && ep->size() > 1) {
+    check_expert_parallel(m, ep->size());
+    d.ep = ep;
+    d.El = m.num_experts / ep->size();
+    d.e0 = d.El * ep->rank();
+  }
   d.H = m.hidden_size;
   d.Hq = m.num_attention_heads / n;
   d.Hkv = m.num_kv_heads >= n ? m.num_kv_heads / n : 1;
@@ -49,10 +56,14 @@ LayerTensors LayerTensors::bind(ParameterStore& store, const Dims& d, int layer,
   t.post_norm = get(Role::post_attention_norm);
   if (d.moe) {
     t.router = get(Role::router);
-    for (int e = 0; e < d.E; ++e) {
-      t.expert_gate.push_back(get(Role::gate_proj, e));
-      t.expert_up.push_back(get(Role::up_proj, e));
-      t.expert_down.push_back(get(Role::down_proj, e));
+    // Indexed by expert; an expert-parallel rank binds only its own (the others stay null).
+    t.expert_gate.assign(static_cast<size_t>(d.E), nullptr);
+    t.expert_up.assign(static_cast<size_t>(d.E), nullptr);
+    t.expert_down.assign(static_cast<size_t>(d.E), nullptr);
+    for (int64_t e = d.e0; e < d.e0 + d.El; ++e) {
+      t.expert_gate[e] = get(Role::gate_proj, static_cast<int>(e));
+      t.expert_up[e] = get(Role::up_proj, static_cast<int>(e));
+      t.expert_down[e] = get(Role::down_proj, static_cast<int>(e));
     }
   } else {
     t.gate = get(Role::gate_proj);

@@ -1,7 +1,8 @@
 #pragma once
 // Internal to the decoder: one layer's weights, gradients and saved activations, and the forward/backward
 // of its two halves (attention, then the dense or MoE MLP). All buffers are sized once for the largest
-// microbatch, so the step loop allocates nothing.
+// microbatch, so the step loop allocates nothing — except expert-parallel exchanges, whose sizes depend
+// on where other ranks' tokens are routed.
 
 #include <cstdint>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "tessera/core/config.hpp"
 #include "tessera/model/batch.hpp"
 #include "tessera/model/parameter_store.hpp"
+#include "tessera/model/expert_parallel.hpp"
 #include "tessera/model/tensor_parallel.hpp"
 
 namespace tessera::model::detail {
@@ -22,8 +24,11 @@ struct Dims {
   bool qk_norm = false, qkv_bias = false, moe = false, norm_topk = true;
   double rope_theta = 1e6;
   TensorParallel* tp = nullptr;  // null: one rank holds the whole layer
+  // Expert parallelism: this rank holds experts [e0, e0 + El) and exchanges routed tokens over `ep`.
+  ExpertParallel* ep = nullptr;
+  int64_t e0 = 0, El = 0;
 
-  static Dims of(const ModelConfig& m, TensorParallel* tp = nullptr);
+  static Dims of(const ModelConfig& m, TensorParallel* tp = nullptr, ExpertParallel* ep = nullptr);
 };
 
 // Sums n values over the tensor-parallel group (nothing without one).
@@ -52,6 +57,12 @@ struct LayerActivations {
   std::vector<int32_t> expert_offsets, assign_token;    // [E+1], [N·K] rows grouped by expert, tokens in order
   std::vector<int32_t> expert_fill;                     // [E] counting-sort cursor
   std::vector<float> xe, ge, ue, he, ye;                // MoE per-assignment rows
+  // Expert parallelism: rows sent to / received from each peer, rows per (peer, local expert) received,
+  // the received rows regrouped by local expert (ep_offsets over them; ep_order[i] = the received row at
+  // expert-major position i), and those rows' expert activations.
+  std::vector<int64_t> ep_send_rows, ep_recv_rows, ep_expert_rows;
+  std::vector<int32_t> ep_offsets, ep_order;
+  std::vector<float> xr, gr, ur, hr, yr;
 
   void allocate(const Dims& d, int64_t max_tokens, int64_t max_probs, bool keep_probs);
 };
@@ -60,6 +71,8 @@ struct LayerActivations {
 struct LayerScratch {
   std::vector<float> d_ln, d_q, d_k, d_v, d_attn, d_gate, d_up, d_h, d_router, d_topk;
   std::vector<float> d_xe, d_ge, d_ue, d_he, d_ye, rope_cos, rope_sin, probs;
+  std::vector<float> ep_transfer, d_yr, d_xr;  // expert parallelism: received rows' gradients
+  std::vector<int64_t> ep_counts;
   void allocate(const Dims& d, int64_t max_tokens, int64_t max_probs);
 };
 

@@ -11,6 +11,118 @@
 
 namespace tessera::model::detail {
 
+namespace {
+
+// The SwiGLU experts [d.e0, d.e0 + d.El) over rows grouped by expert (offsets[le] … offsets[le + 1] are
+// local expert le's): y = down(silu(gate x) · up x).
+void experts_forward(const Dims& d, const LayerTensors& w, const int32_t* offsets, const float* x, float* g, float* u,
+                     float* h, float* y) {
+  const int64_t H = d.H, Fm = d.Fm;
+  for (int64_t le = 0; le < d.El; ++le) {
+    const int64_t e = d.e0 + le, first = offsets[le], rows = offsets[le + 1] - first;
+    if (rows == 0) continue;
+    cpu::linear_forward(g + first * Fm, x + first * H, w.expert_gate[e], nullptr, rows, H, Fm);
+    cpu::linear_forward(u + first * Fm, x + first * H, w.expert_up[e], nullptr, rows, H, Fm);
+    cpu::swiglu_forward(h + first * Fm, g + first * Fm, u + first * Fm, rows * Fm);
+    cpu::linear_forward(y + first * H, h + first * Fm, w.expert_down[e], nullptr, rows, Fm, H);
+  }
+}
+
+// d(x) of the same rows from d(y), accumulating the experts' weight gradients; dh, dg, du are scratch.
+void experts_backward(const Dims& d, const LayerTensors& w, const LayerTensors& gr, const int32_t* offsets,
+                      const float* x, const float* g, const float* u, const float* h, const float* dy, float* dx,
+                      float* dh, float* dg, float* du) {
+  const int64_t H = d.H, Fm = d.Fm;
+  for (int64_t le = 0; le < d.El; ++le) {
+    const int64_t e = d.e0 + le, first = offsets[le], rows = offsets[le + 1] - first;
+    if (rows == 0) continue;
+    std::fill_n(dh + first * Fm, rows * Fm, 0.0f);
+    cpu::linear_backward(dh + first * Fm, gr.expert_down[e], nullptr, dy + first * H, h + first * Fm,
+                         w.expert_down[e], rows, Fm, H);
+    cpu::swiglu_backward(dg + first * Fm, du + first * Fm, dh + first * Fm, g + first * Fm, u + first * Fm, rows * Fm);
+    std::fill_n(dx + first * H, rows * H, 0.0f);
+    cpu::linear_backward(dx + first * H, gr.expert_gate[e], nullptr, dg + first * Fm, x + first * H,
+                         w.expert_gate[e], rows, H, Fm);
+    cpu::linear_backward(dx + first * H, gr.expert_up[e], nullptr, du + first * Fm, x + first * H, w.expert_up[e],
+                         rows, H, Fm);
+  }
+}
+
+// Expert parallelism, the routing plan: how many of this rank's rows (grouped by expert, so each owner's
+// rows are contiguous) go to each rank, how many arrive from each, and the order that regroups the
+// arrivals by local expert — experts in order, each expert's rows by source rank, then in the source's
+// order.
+void plan_dispatch(const Dims& d, LayerActivations& a) {
+  ExpertParallel& ep = *d.ep;
+  const int P = ep.size();
+  const int64_t El = d.El;
+  const std::vector<int32_t>& offsets = a.expert_offsets;
+  a.ep_send_rows.assign(static_cast<size_t>(P), 0);
+  std::vector<int64_t> per_expert(static_cast<size_t>(P * El)), counts(static_cast<size_t>(P), El);
+  for (int p = 0; p < P; ++p) {
+    a.ep_send_rows[p] = offsets[(p + 1) * El] - offsets[p * El];
+    for (int64_t le = 0; le < El; ++le) per_expert[p * El + le] = offsets[p * El + le + 1] - offsets[p * El + le];
+  }
+  a.ep_expert_rows.resize(per_expert.size());
+  ep.all_to_all_v(per_expert, counts, a.ep_expert_rows, counts);
+  a.ep_recv_rows.assign(static_cast<size_t>(P), 0);
+  for (int p = 0; p < P; ++p)
+    for (int64_t le = 0; le < El; ++le) a.ep_recv_rows[p] += a.ep_expert_rows[p * El + le];
+  int64_t received = 0;
+  for (const int64_t r : a.ep_recv_rows) received += r;
+
+  // Expert-major order over the arrived (source-major) rows.
+  a.ep_offsets.assign(static_cast<size_t>(El + 1), 0);
+  a.ep_order.resize(static_cast<size_t>(received));
+  std::vector<int64_t> source_start(static_cast<size_t>(P), 0);
+  for (int p = 1; p < P; ++p) source_start[p] = source_start[p - 1] + a.ep_recv_rows[p - 1];
+  int64_t at = 0;
+  for (int64_t le = 0; le < El; ++le) {
+    a.ep_offsets[le] = static_cast<int32_t>(at);
+    for (int p = 0; p < P; ++p) {
+      int64_t row = source_start[p];
+      for (int64_t j = 0; j < le; ++j) row += a.ep_expert_rows[p * El + j];
+      for (int64_t r = 0; r < a.ep_expert_rows[p * El + le]; ++r) a.ep_order[at++] = static_cast<int32_t>(row + r);
+    }
+  }
+  a.ep_offsets[El] = static_cast<int32_t>(at);
+}
+
+// Sends this rank's rows (H values each, in a.xe's order) to the experts' ranks; `out` receives the rows
+// that arrive here, in expert-major order.
+void send_rows(const Dims& d, const LayerActivations& a, const float* rows, std::vector<float>& out) {
+  ExpertParallel& ep = *d.ep;
+  const int P = ep.size();
+  const int64_t H = d.H;
+  std::vector<int64_t> send(static_cast<size_t>(P)), recv(static_cast<size_t>(P));
+  int64_t sent = 0;
+  for (int p = 0; p < P; ++p) send[p] = a.ep_send_rows[p] * H, recv[p] = a.ep_recv_rows[p] * H, sent += send[p];
+  const auto received = static_cast<int64_t>(a.ep_order.size());
+  std::vector<float> arrived(static_cast<size_t>(received * H));
+  ep.all_to_all_v(std::span<const float>(rows, static_cast<size_t>(sent)), send, arrived, recv);
+  out.resize(arrived.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < received; ++i) std::copy_n(arrived.data() + a.ep_order[i] * H, H, out.data() + i * H);
+}
+
+// The reverse trip: rows computed here (expert-major, `rows_here`) go back to their source ranks in the
+// order they were sent, landing in `back` (this rank's own rows, in a.xe's order).
+void return_rows(const Dims& d, const LayerActivations& a, const float* rows_here, float* back) {
+  ExpertParallel& ep = *d.ep;
+  const int P = ep.size();
+  const int64_t H = d.H;
+  const auto received = static_cast<int64_t>(a.ep_order.size());
+  std::vector<float> source_major(static_cast<size_t>(received * H));
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < received; ++i) std::copy_n(rows_here + i * H, H, source_major.data() + a.ep_order[i] * H);
+  std::vector<int64_t> send(static_cast<size_t>(P)), recv(static_cast<size_t>(P));
+  int64_t total = 0;
+  for (int p = 0; p < P; ++p) send[p] = a.ep_recv_rows[p] * H, recv[p] = a.ep_send_rows[p] * H, total += recv[p];
+  ep.all_to_all_v(source_major, send, std::span<float>(back, static_cast<size_t>(total)), recv);
+}
+
+}  // namespace
+
 void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, float* out, int64_t N) {
   const int64_t E = d.E, K = d.K, H = d.H, Fm = d.Fm;
   float* probs = a.router_probs.data();
@@ -64,17 +176,26 @@ void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, floa
   for (int64_t row = 0; row < N * K; ++row)
     std::copy_n(a.ln2.data() + a.assign_token[row] * H, H, a.xe.data() + row * H);
 
+  if (d.ep == nullptr) {
+    experts_forward(d, w, offsets.data(), a.xe.data(), a.ge.data(), a.ue.data(), a.he.data(), a.ye.data());
+  } else {
+    plan_dispatch(d, a);
+    send_rows(d, a, a.xe.data(), a.xr);
+    const auto rows = static_cast<int64_t>(a.ep_order.size());
+    a.gr.resize(static_cast<size_t>(rows * Fm));
+    a.ur.resize(a.gr.size());
+    a.hr.resize(a.gr.size());
+    a.yr.resize(static_cast<size_t>(rows * H));
+    experts_forward(d, w, a.ep_offsets.data(), a.xr.data(), a.gr.data(), a.ur.data(), a.hr.data(), a.yr.data());
+    return_rows(d, a, a.yr.data(), a.ye.data());
+  }
+
+  // Each token's experts in ascending order (the rows of one expert never share a token, so they never
+  // race on `out`).
   std::fill_n(out, N * H, 0.0f);
   for (int64_t e = 0; e < E; ++e) {
-    const int64_t first = offsets[e], rows = offsets[e + 1] - offsets[e];
-    if (rows == 0) continue;
-    cpu::linear_forward(a.ge.data() + first * Fm, a.xe.data() + first * H, w.expert_gate[e], nullptr, rows, H, Fm);
-    cpu::linear_forward(a.ue.data() + first * Fm, a.xe.data() + first * H, w.expert_up[e], nullptr, rows, H, Fm);
-    cpu::swiglu_forward(a.he.data() + first * Fm, a.ge.data() + first * Fm, a.ue.data() + first * Fm, rows * Fm);
-    cpu::linear_forward(a.ye.data() + first * H, a.he.data() + first * Fm, w.expert_down[e], nullptr, rows, Fm, H);
-    // A token appears at most once per expert, so rows of one expert never race on `out`.
 #pragma omp parallel for schedule(static)
-    for (int64_t row = first; row < first + rows; ++row) {
+    for (int64_t row = offsets[e]; row < offsets[e + 1]; ++row) {
       const int64_t t = a.assign_token[row];
       int64_t slot = 0;
       while (a.slot_assignment[t * K + slot] != row) ++slot;
@@ -104,19 +225,19 @@ void moe_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, L
   // Under tensor parallelism each rank's expert outputs are partial, and so are these dot products.
   tp_sum(d, s.d_topk.data(), N * K);
 
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t first = a.expert_offsets[e], rows = a.expert_offsets[e + 1] - first;
-    if (rows == 0) continue;
-    std::fill_n(s.d_he.data() + first * Fm, rows * Fm, 0.0f);
-    cpu::linear_backward(s.d_he.data() + first * Fm, g.expert_down[e], nullptr, s.d_ye.data() + first * H,
-                         a.he.data() + first * Fm, w.expert_down[e], rows, Fm, H);
-    cpu::swiglu_backward(s.d_ge.data() + first * Fm, s.d_ue.data() + first * Fm, s.d_he.data() + first * Fm,
-                         a.ge.data() + first * Fm, a.ue.data() + first * Fm, rows * Fm);
-    std::fill_n(s.d_xe.data() + first * H, rows * H, 0.0f);
-    cpu::linear_backward(s.d_xe.data() + first * H, g.expert_gate[e], nullptr, s.d_ge.data() + first * Fm,
-                         a.xe.data() + first * H, w.expert_gate[e], rows, H, Fm);
-    cpu::linear_backward(s.d_xe.data() + first * H, g.expert_up[e], nullptr, s.d_ue.data() + first * Fm,
-                         a.xe.data() + first * H, w.expert_up[e], rows, H, Fm);
+  if (d.ep == nullptr) {
+    experts_backward(d, w, g, a.expert_offsets.data(), a.xe.data(), a.ge.data(), a.ue.data(), a.he.data(),
+                     s.d_ye.data(), s.d_xe.data(), s.d_he.data(), s.d_ge.data(), s.d_ue.data());
+  } else {
+    // The output gradients travel to the experts' ranks like the tokens did, and d(input) comes back.
+    send_rows(d, a, s.d_ye.data(), s.d_yr);
+    const size_t rows = a.ep_order.size();
+    s.d_xr.resize(rows * static_cast<size_t>(H));
+    s.ep_transfer.resize(3 * rows * static_cast<size_t>(Fm));
+    float* dh = s.ep_transfer.data();
+    experts_backward(d, w, g, a.ep_offsets.data(), a.xr.data(), a.gr.data(), a.ur.data(), a.hr.data(), s.d_yr.data(),
+                     s.d_xr.data(), dh, dh + rows * Fm, dh + 2 * rows * Fm);
+    return_rows(d, a, s.d_xr.data(), s.d_xe.data());
   }
   // Back to tokens, summing each token's experts in ascending expert order.
   float* d_ln = s.d_ln.data();

@@ -135,4 +135,24 @@ std::vector<ParameterSpec> shard_specs(std::vector<ParameterSpec> specs, const M
   return specs;
 }
 
+void check_expert_parallel(const ModelConfig& m, int ep) {
+  TESSERA_CHECK(ep >= 1, "parallel.ep = {} must be at least 1", ep);
+  if (ep == 1) return;
+  TESSERA_CHECK(m.is_moe(), "parallel.ep = {}: {} has no experts to split", ep, m.name);
+  TESSERA_CHECK(m.num_experts % ep == 0, "parallel.ep = {} does not divide the {} experts", ep, m.num_experts);
+}
+
+std::vector<ParameterSpec> expert_parallel_specs(const std::vector<ParameterSpec>& specs, const ModelConfig& m,
+                                                 int rank, int ep) {
+  check_expert_parallel(m, ep);
+  if (ep == 1) return specs;
+  const int per_rank = m.num_experts / ep, first = rank * per_rank;
+  std::vector<ParameterSpec> out;
+  for (const ParameterSpec& s : specs)
+    if (!s.is_expert()) out.push_back(s);
+  for (const ParameterSpec& s : specs)
+    if (s.is_expert() && s.expert >= first && s.expert < first + per_rank) out.push_back(s);
+  return out;
+}
+
 }  // namespace tessera::model

@@ -12,6 +12,7 @@
 #include "tessera/plan/plan.hpp"
 #include "tessera/train/data_parallel_reducer.hpp"
 #include "tessera/train/optimizer.hpp"
+#include "tessera/train/expert_parallel_group.hpp"
 #include "tessera/train/tensor_parallel_group.hpp"
 #include "tessera/train/tree_sum.hpp"
 
@@ -68,12 +69,29 @@ std::vector<StageSpan> stage_spans(const Config& c, const std::vector<model::Par
 }
 
 const Config& checked(const Config& c, const dist::Communicator& pp, const dist::Communicator* dp,
-                      const dist::Communicator* tp) {
+                      const dist::Communicator* tp, const dist::Communicator* ep, const dist::Communicator* edp) {
   const ParallelConfig& p = c.parallel;
-  TESSERA_CHECK(p.cp == 1 && p.ep == 1,
-                "tensor × pipeline × data parallelism is what is built so far; the config asks for cp={} ep={}", p.cp,
-                p.ep);
+  TESSERA_CHECK(p.cp == 1, "context parallelism is not built yet; the config asks for cp={}", p.cp);
+  TESSERA_CHECK(p.ep == (ep ? ep->size() : 1), "parallel.ep = {} but the expert-parallel group has {} ranks", p.ep,
+                ep ? ep->size() : 1);
+  model::check_expert_parallel(c.model, p.ep);
+  TESSERA_CHECK(p.ep == 1 || (edp ? edp->size() : 1) * p.ep == (dp ? dp->size() : 1),
+                "the expert data-parallel group has {} ranks, expected dp / ep = {}", edp ? edp->size() : 1,
+                (dp ? dp->size() : 1) / p.ep);
+  if (p.ep > 1) {
+    TESSERA_CHECK(p.etp == 0 || p.etp == p.tp,
+                  "parallel.etp = {}: experts split over a tensor-parallel degree other than tp ({}) is not built yet",
+                  p.etp, p.tp);
+    TESSERA_CHECK((dp ? dp->size() : 1) % p.ep == 0,
+                  "parallel.ep = {} with dp = {}: the experts' ranks are data-parallel replicas (MoE folding with "
+                  "etp = tp), so ep must divide dp",
+                  p.ep, dp ? dp->size() : 1);
+  }
+  TESSERA_CHECK(!p.sequence_parallel,
+                "parallel.sequence_parallel: sequence parallelism is not built into the trainers yet (it changes "
+                "only where activations live, not the numbers); set it to false");
   TESSERA_CHECK(p.pp == pp.size(), "parallel.pp = {} but the pipeline group has {} ranks", p.pp, pp.size());
+  TESSERA_CHECK(p.ep == 1 || p.zero_stage <= 1, "parallel.zero_stage {} with ep: use 0 or 1", p.zero_stage);
   TESSERA_CHECK(p.tp == (tp ? tp->size() : 1), "parallel.tp = {} but the tensor-parallel group has {} ranks", p.tp,
                 tp ? tp->size() : 1);
   model::check_tensor_parallel(c.model, p.tp);
@@ -114,14 +132,19 @@ struct PipelineTrainer::Impl {
   dist::Communicator& pp;
   dist::Communicator* dp;
   std::unique_ptr<TensorParallelGroup> tp;  // tp > 1
+  std::unique_ptr<ExpertParallelGroup> ep;  // ep > 1
+  dist::Communicator* edp;                   // replicas holding the same experts (ep > 1, edp > 1)
   int stage, stages;
   std::vector<StageSpan> spans;
   size_t total_params;
   model::ParameterStore store;
+  size_t dense;  // store values [0, dense) are reduced over dp; the rest are this rank's experts
   int64_t E;
   std::vector<std::unique_ptr<model::Decoder>> slots;  // one per microbatch in flight
   std::unique_ptr<DataParallelReducer> reducer;  // dp > 1
-  AdamW optimizer;  // the stage's whole buffer, or (ZeRO-1) this dp rank's chunk of it
+  AdamW optimizer;  // the stage's whole buffer, or (ZeRO-1) this dp rank's chunk of its dense part
+  std::unique_ptr<DataParallelReducer> expert_reducer;  // edp > 1: expert gradients over edp
+  std::unique_ptr<AdamW> expert_optimizer;
   TreeSum accumulator;
   std::vector<float> partial;
   std::vector<float> updated_chunk;  // ZeRO-1: this rank's updated weights, reused every step
@@ -129,25 +152,52 @@ struct PipelineTrainer::Impl {
   std::vector<float> hidden_in_buffer, message;
   std::vector<std::vector<float>> hidden_in;            // per slot
 
-  // The stage's tensors, as this tensor-parallel rank holds them.
+  // The stage's tensors as this rank holds them: its experts only (dense tensors first), cut to its
+  // tensor-parallel shards.
   static std::vector<model::ParameterSpec> stage_specs(const Config& c, const StageSpan& span,
-                                                       const dist::Communicator* tp) {
+                                                       const dist::Communicator* tp, const dist::Communicator* ep) {
     auto all = model::parameter_specs(c.model);
-    return model::shard_specs({all.begin() + static_cast<std::ptrdiff_t>(span.first_tensor),
-                               all.begin() + static_cast<std::ptrdiff_t>(span.end_tensor)},
-                              c.model, tp ? tp->rank() : 0, tp ? tp->size() : 1);
+    const std::vector<model::ParameterSpec> stage_tensors(all.begin() + static_cast<std::ptrdiff_t>(span.first_tensor),
+                                                          all.begin() + static_cast<std::ptrdiff_t>(span.end_tensor));
+    return model::shard_specs(
+        model::expert_parallel_specs(stage_tensors, c.model, ep ? ep->rank() : 0, ep ? ep->size() : 1), c.model,
+        tp ? tp->rank() : 0, tp ? tp->size() : 1);
+  }
+  // This rank's ZeRO chunk of a `length`-value range reduced by `r` (the whole range without one).
+  static size_t chunk_start(const DataParallelReducer* r, size_t length) {
+    return r ? std::min(r->chunk_begin(), length) : 0;
+  }
+  static size_t chunk_end(const DataParallelReducer* r, size_t length) {
+    return r ? std::min(r->chunk_begin() + r->chunk_size(), length) : length;
+  }
+  // Values before the first expert tensor: the part reduced over dp (all of it without expert parallelism).
+  static size_t dense_prefix(const model::ParameterStore& store, bool expert_parallel) {
+    if (!expert_parallel) return store.values().size();
+    for (size_t i = 0; i < store.size(); ++i)
+      if (store.spec(i).is_expert()) return store.offset(i);
+    return store.values().size();
   }
 
-  Impl(const Config& c, dist::Communicator& comm, dist::Communicator* dp_comm, dist::Communicator* tp_comm)
-      : config(checked(c, comm, dp_comm, tp_comm)), pp(comm), dp(dp_comm && dp_comm->size() > 1 ? dp_comm : nullptr),
+  Impl(const Config& c, dist::Communicator& comm, dist::Communicator* dp_comm, dist::Communicator* tp_comm,
+       dist::Communicator* ep_comm, dist::Communicator* edp_comm)
+      : config(checked(c, comm, dp_comm, tp_comm, ep_comm, edp_comm)), pp(comm),
+        dp(dp_comm && dp_comm->size() > 1 ? dp_comm : nullptr),
         tp(tp_comm && tp_comm->size() > 1 ? std::make_unique<TensorParallelGroup>(*tp_comm) : nullptr),
-        stage(comm.rank()), stages(comm.size()), spans(stage_spans(c, model::parameter_specs(c.model))),
+        ep(ep_comm && ep_comm->size() > 1 ? std::make_unique<ExpertParallelGroup>(*ep_comm) : nullptr),
+        edp(ep && edp_comm && edp_comm->size() > 1 ? edp_comm : nullptr), stage(comm.rank()), stages(comm.size()), spans(stage_spans(c, model::parameter_specs(c.model))),
         total_params(spans.back().offset + spans.back().numel),
-        store(stage_specs(c, spans[stage], tp ? &tp->communicator() : nullptr)),
-        E(c.model.num_experts),
-        reducer(dp ? std::make_unique<DataParallelReducer>(*dp, store.values().size()) : nullptr),
-        optimizer(c.optim, store, reducer && c.parallel.zero_stage == 1 ? std::min(reducer->chunk_begin(), store.values().size()) : 0,
-                  reducer && c.parallel.zero_stage == 1 ? reducer->chunk_begin() + reducer->chunk_size() : SIZE_MAX),
+        store(stage_specs(c, spans[stage], tp ? &tp->communicator() : nullptr, ep_comm && ep ? ep_comm : nullptr)),
+        dense(dense_prefix(store, ep != nullptr)), E(c.model.num_experts),
+        reducer(dp ? std::make_unique<DataParallelReducer>(*dp, dense) : nullptr),
+        optimizer(c.optim, store, reducer && c.parallel.zero_stage == 1 ? std::min(reducer->chunk_begin(), dense) : 0,
+                  reducer && c.parallel.zero_stage == 1 ? std::min(reducer->chunk_begin() + reducer->chunk_size(), dense)
+                                                        : SIZE_MAX),
+        expert_reducer(edp ? std::make_unique<DataParallelReducer>(*edp, store.values().size() - dense) : nullptr),
+        // ZeRO-1 with expert parallelism: the experts' state on its own, sharded over edp when replicated.
+        expert_optimizer(reducer && c.parallel.zero_stage == 1 && dense < store.values().size()
+                             ? std::make_unique<AdamW>(c.optim, store, dense + chunk_start(expert_reducer.get(), store.values().size() - dense),
+                                                       dense + chunk_end(expert_reducer.get(), store.values().size() - dense))
+                             : nullptr),
         accumulator(store.values().size()), partial(store.values().size()) {
     model::initialize_parameters(store, c.model.init_std, c.train.seed, spans[stage].first_tensor);
   }
@@ -159,7 +209,7 @@ struct PipelineTrainer::Impl {
       slots.push_back(std::make_unique<model::Decoder>(
           config.model, store, config.train.micro_batch_size * config.data.seq_length, config.data.seq_length,
           config.train.recompute,
-          model::StageLayers{s.first_layer, s.end_layer, stage == 0, stage == stages - 1}, tp.get()));
+          model::StageLayers{s.first_layer, s.end_layer, stage == 0, stage == stages - 1}, tp.get(), ep.get()));
       inputs.emplace_back();
       hidden_in.emplace_back();
     }
@@ -223,11 +273,14 @@ struct PipelineTrainer::Impl {
   // stage's first elements, which it sends back. All block sums are then shared (as bit patterns: the max
   // of one owner's value and zeros is that value) and added in block order.
   double grad_norm() {
-    if (tp) {
-      // Shards have no place in the 1-rank block layout: each rank's sum of squares of what it owns, added
-      // in tp-rank then stage order (equal to the 1-rank norm up to rounding).
-      std::array<double, 1> mine = {owned_square_sum(store, config.model, tp->rank(), tp->size())};
-      tp->sum(mine);
+    if (tp || ep) {
+      // Shards and expert subsets have no place in the 1-rank block layout: each rank's sum of squares of
+      // what it owns (experts added over the ep group), then over tp ranks, then stages, in rank order
+      // (equal to the 1-rank norm up to rounding).
+      const std::array<double, 2> sums = owned_square_sums(store, config.model, tp ? tp->rank() : 0, tp ? tp->size() : 1);
+      std::array<double, 1> mine = {sums[0] + (ep ? sum_in_order(all_gather_doubles(ep->communicator(), {&sums[1], 1}))
+                                                  : sums[1])};
+      if (tp) tp->sum(mine);
       return std::sqrt(sum_in_order(all_gather_doubles(pp, mine)));
     }
     const std::span<const float> g = store.grads();
@@ -323,9 +376,14 @@ struct PipelineTrainer::Impl {
     // The stage's gradient: this replica's tree sum, then (dp) the tree over replicas, whole on every rank.
     if (dp) {
       accumulator.finish(partial);
-      const std::span<const float> chunk = reducer->reduce_scatter(partial, tree_level(M));
-      const std::span<const float> whole = reducer->all_gather(chunk);
-      std::copy_n(whole.begin(), store.grads().size(), store.grads().begin());
+      reduce_gradients(*reducer, 0, dense, tree_level(M));
+      // Expert gradients already hold their ep group's tokens (they came over the ep exchange); replicas
+      // holding the same experts add theirs.
+      if (expert_reducer)
+        reduce_gradients(*expert_reducer, dense, partial.size() - dense, tree_level(M));
+      else
+        std::copy(partial.begin() + static_cast<std::ptrdiff_t>(dense), partial.end(),
+                  store.grads().begin() + static_cast<std::ptrdiff_t>(dense));
     } else {
       accumulator.finish(store.grads());
     }
@@ -351,41 +409,70 @@ struct PipelineTrainer::Impl {
     clip_grad_norm(store.grads(), stats.grad_norm, config.optim.clip_grad);
     stats.lr = learning_rate(config.optim, config.train.steps, stats.step);
     if (reducer && config.parallel.zero_stage == 1) {
-      // ZeRO-1: this rank updates its chunk of the stage; the updated chunks are gathered into every rank.
-      const size_t begin = optimizer.begin(), end = optimizer.end();
-      optimizer.step_range(store, std::span<const float>(store.grads()).subspan(begin, end - begin), stats.lr);
-      // The chunk's tail past the stage's last value stays zero (padding).
-      updated_chunk.resize(reducer->chunk_size(), 0.0f);
-      std::copy(store.values().begin() + static_cast<std::ptrdiff_t>(begin),
-                store.values().begin() + static_cast<std::ptrdiff_t>(end), updated_chunk.begin());
-      const std::span<const float> whole = reducer->all_gather(updated_chunk);
-      std::copy_n(whole.begin(), store.values().size(), store.values().begin());
+      // ZeRO-1: this rank updates its chunk of the stage's dense values (and of its experts' over edp);
+      // the updated chunks are gathered into every rank.
+      update_chunk(optimizer, reducer.get(), 0, dense, stats.lr);
+      if (expert_optimizer)
+        update_chunk(*expert_optimizer, expert_reducer.get(), dense, store.values().size() - dense, stats.lr);
     } else {
       optimizer.step(store, stats.lr);
     }
     return stats;
   }
+
+  // The store's gradients [base, base + length) from every rank's `partial` over `r`'s group.
+  void reduce_gradients(DataParallelReducer& r, size_t base, size_t length, int level) {
+    const std::span<const float> chunk = r.reduce_scatter(std::span<const float>(partial).subspan(base, length), level);
+    const std::span<const float> whole = r.all_gather(chunk);
+    std::copy_n(whole.begin(), length, store.grads().begin() + static_cast<std::ptrdiff_t>(base));
+  }
+
+  // ZeRO-1 over [base, base + length): `opt` updates this rank's chunk, which `r` (null: no replicas)
+  // gathers into every rank's values.
+  void update_chunk(AdamW& opt, DataParallelReducer* r, size_t base, size_t length, double lr) {
+    const size_t begin = opt.begin(), end = opt.end();
+    opt.step_range(store, std::span<const float>(store.grads()).subspan(begin, end - begin), lr);
+    if (!r) return;
+    // The chunk's tail past the range's last value stays zero (padding).
+    updated_chunk.assign(r->chunk_size(), 0.0f);
+    std::copy(store.values().begin() + static_cast<std::ptrdiff_t>(begin),
+              store.values().begin() + static_cast<std::ptrdiff_t>(end), updated_chunk.begin());
+    const std::span<const float> whole = r->all_gather(updated_chunk);
+    std::copy_n(whole.begin(), length, store.values().begin() + static_cast<std::ptrdiff_t>(base));
+  }
 };
 
 PipelineTrainer::PipelineTrainer(const Config& config, dist::Communicator& pp, dist::Communicator* dp,
-                                 dist::Communicator* tp)
-    : impl_(std::make_unique<Impl>(config, pp, dp, tp)) {}
+                                 dist::Communicator* tp, dist::Communicator* ep, dist::Communicator* edp)
+    : impl_(std::make_unique<Impl>(config, pp, dp, tp, ep, edp)) {}
 PipelineTrainer::~PipelineTrainer() = default;
 StepStats PipelineTrainer::step(const std::vector<model::Batch>& microbatches) { return impl_->step(microbatches); }
 model::ParameterStore& PipelineTrainer::parameters() { return impl_->store; }
 size_t PipelineTrainer::global_offset() const { return impl_->spans[impl_->stage].offset; }
-std::vector<float> PipelineTrainer::whole_parameters(bool grads) {
-  if (!impl_->tp) {
-    const auto v = grads ? impl_->store.grads() : impl_->store.values();
-    return {v.begin(), v.end()};
+std::vector<std::pair<std::string, std::vector<float>>> PipelineTrainer::whole_tensors(bool grads) {
+  const model::ParameterStore& store = impl_->store;
+  std::vector<float> flat;
+  if (impl_->tp) {
+    flat = gather_whole(store, impl_->config.model, *impl_->tp, grads);
+  } else {
+    const auto v = grads ? store.grads() : store.values();
+    flat.assign(v.begin(), v.end());
   }
-  return gather_whole(impl_->store, impl_->config.model, *impl_->tp, grads);
+  std::vector<std::pair<std::string, std::vector<float>>> out;
+  size_t at = 0;
+  for (const model::ParameterSpec& spec : store.specs()) {
+    const auto n = static_cast<size_t>(model::ParameterSpec{spec.hf_name, spec.full_shape()}.numel());
+    out.emplace_back(spec.hf_name, std::vector<float>(flat.begin() + static_cast<std::ptrdiff_t>(at),
+                                                      flat.begin() + static_cast<std::ptrdiff_t>(at + n)));
+    at += n;
+  }
+  return out;
 }
 
 CheckpointView PipelineTrainer::checkpoint_view() {
-  TESSERA_CHECK(!impl_->tp,
-                "checkpoints of tensor-parallel layouts are not built yet (their tensors need gathering or sharded "
-                "views); train with parallel.tp = 1 to checkpoint, or turn checkpoint.interval off");
+  TESSERA_CHECK(!impl_->tp && !impl_->ep,
+                "checkpoints of tensor- or expert-parallel layouts are not built yet (their tensors need gathering "
+                "into the layout-independent format); train with tp = ep = 1 to checkpoint");
   const int dp_rank = impl_->dp ? impl_->dp->rank() : 0;
   const bool first = dp_rank == 0;
   return {&impl_->store, impl_->spans[impl_->stage].offset, &impl_->optimizer, first,

@@ -13,6 +13,7 @@
 #include "tessera/core/config.hpp"
 #include "tessera/model/batch.hpp"
 #include "tessera/model/parameter_store.hpp"
+#include "tessera/model/expert_parallel.hpp"
 #include "tessera/model/tensor_parallel.hpp"
 
 namespace tessera::model {
@@ -59,9 +60,12 @@ class Decoder {
   // `max_sample_length` long; a larger batch is refused. `store` holds (at least) the stage's tensors.
   // Under tensor parallelism (`tp` of size > 1) the store holds this rank's shards (shard_specs) and the
   // decoder runs Megatron's column/row-parallel layers and vocabulary-parallel embedding and loss, calling
-  // `tp` for the reductions; every rank of the group sees the same batch and gets the same loss.
+  // `tp` for the reductions; every rank of the group sees the same batch and gets the same loss. Under
+  // expert parallelism (`ep` of size > 1) the store holds only this rank's experts (expert_parallel_specs)
+  // and each MoE layer sends its routed tokens to the experts' ranks and back over `ep`; every rank of
+  // that group runs its own batch, in step with the others.
   Decoder(const ModelConfig& config, ParameterStore& store, int64_t max_tokens, int64_t max_sample_length,
-          Recompute recompute, StageLayers stage = {}, TensorParallel* tp = nullptr);
+          Recompute recompute, StageLayers stage = {}, TensorParallel* tp = nullptr, ExpertParallel* ep = nullptr);
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;

@@ -73,6 +73,15 @@ Shard tensor_parallel_shard(const ParameterSpec& spec, const ModelConfig& config
 // The specs of `specs` as rank `rank` of `tp` holds them (shapes cut, shard set). tp = 1 returns them as is.
 std::vector<ParameterSpec> shard_specs(std::vector<ParameterSpec> specs, const ModelConfig& config, int rank, int tp);
 
+// Refuses an expert-parallel degree that is not a divisor of the experts (or a dense model), naming both.
+void check_expert_parallel(const ModelConfig& config, int ep);
+// The tensors expert-parallel rank `rank` of `ep` holds: every non-expert tensor, then its experts
+// [rank·E/ep, (rank+1)·E/ep), each group in the given order. Dense first, so that the part reduced over
+// the data-parallel group is one contiguous prefix of the rank's flat buffer; `index` keeps each tensor's
+// place in the whole model. ep = 1 returns the specs as is.
+std::vector<ParameterSpec> expert_parallel_specs(const std::vector<ParameterSpec>& specs, const ModelConfig& config,
+                                                 int rank, int ep);
+
 // Parameters of the ModelConfig as Hugging Face counts them (the sum over parameter_specs).
 int64_t total_parameters(const ModelConfig& config);
 

@@ -18,6 +18,8 @@
 // ZeRO-1 shards the stage's optimizer state over dp (updated shards all-gathered). Still bit for bit.
 
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "tessera/core/config.hpp"
@@ -34,7 +36,8 @@ class PipelineTrainer {
   // `pp` is this rank's pipeline communicator (its rank is the stage); `dp` its data-parallel communicator
   // and `tp` its tensor-parallel one (null: size 1). Every rank constructs the trainer with the same config.
   PipelineTrainer(const Config& config, dist::Communicator& pp, dist::Communicator* dp = nullptr,
-                  dist::Communicator* tp = nullptr);
+                  dist::Communicator* tp = nullptr, dist::Communicator* ep = nullptr,
+                  dist::Communicator* edp = nullptr);
   ~PipelineTrainer();
 
   // One optimizer step over this dp replica's microbatches: dp rank r takes the step's microbatches
@@ -46,9 +49,9 @@ class PipelineTrainer {
   // This stage's tensors, and where they start in the whole model's flat parameter layout.
   model::ParameterStore& parameters();
   size_t global_offset() const;
-  // The stage's tensors whole (tensor-parallel shards gathered; collective over tp), in the whole model's
-  // flat layout from global_offset(); or the last step's gradients (after clipping).
-  std::vector<float> whole_parameters(bool grads = false);
+  // This rank's tensors by Hugging Face name, each whole (tensor-parallel shards gathered: collective over
+  // tp), or the last step's gradients (after clipping). Under expert parallelism, only this rank's experts.
+  std::vector<std::pair<std::string, std::vector<float>>> whole_tensors(bool grads = false);
   // Each stage's dp rank 0 writes the stage's weights; optimizer state as in DataParallelTrainer.
   CheckpointView checkpoint_view();
 

@@ -4,6 +4,7 @@
 // the gradients of tensors whose partial gradients sit on several ranks, the global gradient norm, and
 // gathering whole tensors for comparison and export.
 
+#include <array>
 #include <span>
 #include <vector>
 
@@ -34,9 +35,11 @@ class TensorParallelGroup final : public model::TensorParallel {
 // that tp / kv_heads ranks share. Every other gradient is already complete on its rank.
 void reduce_partial_gradients(model::ParameterStore& store, const ModelConfig& model, TensorParallelGroup& tp);
 
-// Σ g² over the store's tensors, each element of the whole model counted once: tensors every tp rank holds
-// whole are counted by tp rank 0, kv tensors shared by several ranks by the first of them.
-double owned_square_sum(const model::ParameterStore& store, const ModelConfig& model, int tp_rank, int tp_size);
+// Σ g² over the store's tensors, each element of the whole model counted once within the tp group: tensors
+// every tp rank holds whole are counted by tp rank 0, kv tensors shared by several ranks by the first of
+// them. Non-expert tensors first, expert tensors second (expert parallelism adds those over its group).
+std::array<double, 2> owned_square_sums(const model::ParameterStore& store, const ModelConfig& model, int tp_rank,
+                                        int tp_size);
 
 // The store's tensors (or their gradients) whole, in its tensor order: the 1-rank flat layout of the same
 // tensors. Collective over the group.
