@@ -4,6 +4,7 @@
 // synthetic data. Logs every logging.interval steps: loss, lr, grad norm, tokens/s,
 // MFU (and GPU memory on cuda).
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -68,6 +69,18 @@ std::unique_ptr<NoGpu> make_gpu_trainer(const Config& config, int) {
 }
 std::string device_memory_note(const NoGpu*) { return {}; }
 #endif
+
+// How unevenly the router spread the step's tokens: the busiest and idlest experts against an even share.
+std::string expert_load_note(const std::vector<int64_t>& load) {
+  if (load.empty()) return {};
+  int64_t total = 0;
+  for (const int64_t n : load) total += n;
+  if (total == 0) return {};
+  const double even = static_cast<double>(total) / static_cast<double>(load.size());
+  const auto [lo, hi] = std::minmax_element(load.begin(), load.end());
+  return fmt::format(", expert load {:.2f}–{:.2f}× even (expert {} busiest)", static_cast<double>(*lo) / even,
+                     static_cast<double>(*hi) / even, hi - load.begin());
+}
 
 // Where a step's time went: each group's communication (the sum of its operations' wall times: they are
 // waited on one by one, so they do not overlap), the rest counted as compute. The pipeline group's time
@@ -215,7 +228,9 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
       log->info("step {:>5}/{} | loss {:.6f}{} | lr {:.3e} | grad norm {:.4f} | {:.0f} tokens/s | {:.3f} TFLOP/s "
                 "| MFU {:.2f}% of {} × {} TFLOP/s{}{}",
                 step, config.train.steps, s.loss,
-                m.is_moe() ? fmt::format(" (ce {:.4f}, aux {:.4f})", s.ce_loss, s.aux_loss) : "", s.lr, s.grad_norm,
+                m.is_moe() ? fmt::format(" (ce {:.4f}, aux {:.4f}{})", s.ce_loss, s.aux_loss, expert_load_note(s.expert_load))
+                           : "",
+                s.lr, s.grad_norm,
                 tokens_per_s, tflops, 100.0 * tflops / (config.train.peak_tflops * world), world,
                 config.train.peak_tflops, device_memory_note(gpu.get()),
                 comms ? step_breakdown(comms->trace().step_summary(), seconds, *topology) : std::string());

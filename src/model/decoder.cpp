@@ -164,6 +164,7 @@ struct Decoder::Impl {
       const LayerRouting total = routing_totals();
       loss.aux = detail::load_balancing_loss(total.selections, total.prob_sums, config.num_layers, N);
       loss.z = total.z;
+      loss.expert_load.assign(total.selections.begin(), total.selections.end());
     }
     have_forward = true;
     return loss;

@@ -71,6 +71,7 @@ StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
     store_.zero_grads();
     const model::ForwardLoss l = decoder_.forward(mb);
     losses.insert(losses.end(), {l.ce_sum, l.aux, l.z});
+    add_expert_load(stats.expert_load, l.expert_load);
     decoder_.backward(ce_scale, aux_scale, z_scale);
     if (!zero2) {
       local_sum_.add(store_.grads());
@@ -83,6 +84,7 @@ StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
   // Every microbatch's losses, added in global microbatch order as the 1-rank trainer adds them (rank r's
   // j-th microbatch is global j·dp + r under ZeRO-2, r·k + j otherwise).
   const std::vector<double> all_losses = all_gather_doubles(dp_, losses);
+  if (!stats.expert_load.empty()) dp_.all_reduce(std::span<int64_t>(stats.expert_load), dist::ReduceOp::sum)->wait();
   for (int64_t g = 0; g < k * dp; ++g) {
     const int64_t r = zero2 ? g % dp : g / k, j = zero2 ? g / dp : g % k;
     const size_t at = static_cast<size_t>((r * k + j) * 3);

@@ -354,6 +354,7 @@ struct PipelineTrainer::Impl {
           if (stage == stages - 1) {
             const auto at = static_cast<size_t>(3 * a.microbatch);
             losses[at] = l.ce_sum, losses[at + 1] = l.aux, losses[at + 2] = l.z;
+            add_expert_load(stats.expert_load, l.expert_load);
           }
           break;
         }
@@ -395,6 +396,12 @@ struct PipelineTrainer::Impl {
     pp.broadcast(std::span<int64_t>(bits), stages - 1)->wait();
     std::memcpy(losses.data(), bits.data(), losses.size() * sizeof(double));
     if (dp) losses = all_gather_doubles(*dp, losses);
+    if (E > 0) {
+      // The last stage counted every layer's routing (it travels with the activations); every replica's.
+      stats.expert_load.resize(static_cast<size_t>(E), 0);
+      pp.broadcast(std::span<int64_t>(stats.expert_load), stages - 1)->wait();
+      if (dp) dp->all_reduce(std::span<int64_t>(stats.expert_load), dist::ReduceOp::sum)->wait();
+    }
     std::array<double, 3> sums = {0, 0, 0};
     for (size_t i = 0; i < losses.size(); i += 3) sums[0] += losses[i], sums[1] += losses[i + 1], sums[2] += losses[i + 2];
     stats.ce_loss = sums[0] / static_cast<double>(stats.targets);

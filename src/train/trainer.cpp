@@ -21,6 +21,12 @@ const Config& checked(const Config& c) {
 
 }  // namespace
 
+void add_expert_load(std::vector<int64_t>& step, const std::vector<int64_t>& microbatch) {
+  if (microbatch.empty()) return;
+  step.resize(microbatch.size(), 0);
+  for (size_t e = 0; e < microbatch.size(); ++e) step[e] += microbatch[e];
+}
+
 int64_t microbatches_per_step(const TrainConfig& t) {
   return t.global_batch_size == 0 ? 1 : t.global_batch_size / t.micro_batch_size;
 }
@@ -57,6 +63,7 @@ StepStats Trainer::step(const std::vector<model::Batch>& microbatches) {
     stats.ce_loss += l.ce_sum;
     stats.aux_loss += l.aux;
     stats.z_loss += l.z;
+    add_expert_load(stats.expert_load, l.expert_load);
     decoder_.backward(ce_scale, aux_scale, z_scale);
     accumulator_.add(store_.grads());
   }

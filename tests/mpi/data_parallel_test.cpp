@@ -54,6 +54,7 @@ void expect_same_as_one_rank(const std::string& name, int zero_stage, MPI_Comm c
     EXPECT_EQ(got.loss, want.loss) << "step " << step;
     EXPECT_EQ(got.grad_norm, want.grad_norm) << "step " << step;
     EXPECT_EQ(got.targets, want.targets);
+    EXPECT_EQ(got.expert_load, want.expert_load);
     const auto a = parallel.parameters().values(), b = reference.parameters().values();
     ASSERT_EQ(a.size(), b.size());
     size_t differing = 0;

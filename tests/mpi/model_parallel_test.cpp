@@ -105,6 +105,7 @@ void expect_close_to_one_rank(const std::string& name, int tp, int pp, std::vect
     EXPECT_NEAR(got.loss, want.loss, kTolerance * std::abs(want.loss)) << "step " << step;
     EXPECT_NEAR(got.grad_norm, want.grad_norm, kTolerance * want.grad_norm) << "step " << step;
     EXPECT_EQ(got.targets, want.targets);
+    EXPECT_EQ(got.expert_load, want.expert_load) << "step " << step;
     expect_close(true, "step " + std::to_string(step));
   }
   expect_close(false, "after the last step");

@@ -65,6 +65,7 @@ void expect_same_as_one_rank(const std::string& name, int pp, std::vector<std::s
     EXPECT_EQ(got.loss, want.loss) << "step " << step;
     EXPECT_EQ(got.grad_norm, want.grad_norm) << "step " << step;
     EXPECT_EQ(got.targets, want.targets);
+    EXPECT_EQ(got.expert_load, want.expert_load) << "step " << step;
     const auto mine = pipeline.parameters().values();
     const auto ref = reference.parameters().values().subspan(pipeline.global_offset(), mine.size());
     size_t differing = 0;

@@ -51,6 +51,22 @@ TEST(Trainer, MicrobatchSplitDoesNotChangeTheStep) {
   for (size_t i = 0; i < ga.size(); ++i) ASSERT_NEAR(ga[i], gb[i], 1e-6f) << i;
 }
 
+// Every token is routed to top-k experts in every layer: the step's per-expert counts add up to
+// tokens · k · layers, and a dense model reports none.
+TEST(Trainer, CountsEachExpertsLoad) {
+  const Config c = tiny("tiny-moe", {"data.seq_length=32", "train.micro_batch_size=1", "train.global_batch_size=2"});
+  Trainer trainer(c);
+  const StepStats s = trainer.step({synthetic_batch(c.model.vocab_size, 32, 1, 7, 1, 0),
+                                    synthetic_batch(c.model.vocab_size, 32, 1, 7, 1, 1)});
+  ASSERT_EQ(s.expert_load.size(), static_cast<size_t>(c.model.num_experts));
+  int64_t total = 0;
+  for (const int64_t n : s.expert_load) total += n;
+  EXPECT_EQ(total, s.tokens * c.model.num_experts_per_tok * c.model.num_layers);
+  const Config dense = tiny("tiny-dense", {"data.seq_length=32", "train.micro_batch_size=1", "train.global_batch_size=1"});
+  Trainer dense_trainer(dense);
+  EXPECT_TRUE(dense_trainer.step({synthetic_batch(dense.model.vocab_size, 32, 1, 7, 1, 0)}).expert_load.empty());
+}
+
 TEST(Trainer, RefusesWhatOneCpuProcessCannotDo) {
   EXPECT_THROW(Trainer(tiny("tiny-dense", {"parallel.tp=2"})), Error);
   EXPECT_THROW(Trainer(tiny("tiny-dense", {"train.precision=bf16"})), Error);

@@ -23,6 +23,7 @@ struct ForwardLoss {
   int64_t targets = 0;  // how many tokens had a target
   double aux = 0;       // MoE load-balancing loss (unscaled, transformers' formula); 0 for dense models
   double z = 0;         // MoE router z-loss: Σ over layers of mean over tokens of logsumexp(router logits)²
+  std::vector<int64_t> expert_load;  // MoE: tokens routed to each expert, summed over every layer
 };
 
 // The part of the network one pipeline stage runs: layers [first_layer, end_layer), plus the embedding on the

@@ -27,7 +27,12 @@ struct StepStats {
   double lr = 0;
   int64_t tokens = 0;
   int64_t targets = 0;
+  // MoE: (token, expert) assignments per expert over every layer and microbatch of the step (all ranks).
+  std::vector<int64_t> expert_load;
 };
+
+// Adds one microbatch's per-expert counts into a step's.
+void add_expert_load(std::vector<int64_t>& step, const std::vector<int64_t>& microbatch);
 
 class Trainer {
  public:

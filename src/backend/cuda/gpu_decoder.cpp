@@ -280,6 +280,7 @@ struct GpuDecoder<T>::Impl {
     if (d.moe) {
       loss.aux = model::detail::load_balancing_loss(expert_selections, expert_prob_sums, config.num_layers, N);
       loss.z = z;
+      loss.expert_load.assign(expert_selections.begin(), expert_selections.end());
     }
     have_forward = true;
     return loss;

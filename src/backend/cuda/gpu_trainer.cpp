@@ -69,6 +69,7 @@ struct GpuTrainer::Impl {
     for (const auto& mb : microbatches) {
       const model::ForwardLoss l = e.decoder.forward(mb);
       stats.ce_loss += l.ce_sum, stats.aux_loss += l.aux, stats.z_loss += l.z;
+      train::add_expert_load(stats.expert_load, l.expert_load);
       e.decoder.backward(ce_scale, aux_scale, z_scale);
     }
     stats.ce_loss /= static_cast<double>(stats.targets);
