@@ -2,8 +2,8 @@
 # The main job tessera can run today on the shipped defaults: check the configs, plan the real layouts
 # (8B dense on 8 and 64 GPUs, 30B MoE with ep8 on 16), show a refused layout, build and verify the rank
 # grid of the tiny MoE model over 8 real MPI ranks, pack the embedded data and train on it (one process and
-# 8 ranks, pp2 × dp4), train the tiny dense and MoE models in one process, data-parallel and
-# pipeline-parallel, and stop and resume a run exactly.
+# 8 ranks, pp2 × dp4 and tp2 × pp2 × dp2), train the tiny dense and MoE models in one process, data-parallel,
+# pipeline-parallel and expert-parallel, and stop and resume a run exactly.
 set -euo pipefail
 build=${1:-build}
 tessera="$build/src/tessera"
@@ -59,6 +59,10 @@ if [ -f "$tokenizer/tokenizer.json" ]; then
   OMP_NUM_THREADS=1 mpirun --oversubscribe -np 8 "$tessera" train -c configs/demo-sft.yaml \
     --set "data.tokenizer=$tokenizer" --set parallel.pp=2 --set train.global_batch_size=8 --set train.steps=4 \
     --set logging.interval=1 --set logging.run_dir=runs/demo-sft-pp2-dp4
+  step "train: the same SFT on 8 MPI ranks, tensor 2 × pipeline 2 × data 2 (vocabulary-parallel loss; equal to 1 rank up to rounding)"
+  OMP_NUM_THREADS=1 mpirun --oversubscribe -np 8 "$tessera" train -c configs/demo-sft.yaml \
+    --set "data.tokenizer=$tokenizer" --set parallel.tp=2 --set parallel.pp=2 --set train.global_batch_size=8 \
+    --set train.steps=4 --set logging.interval=1 --set logging.run_dir=runs/demo-sft-tp2-pp2-dp2
 else
   step "pack/train on the embedded data: SKIPPED — the Qwen3 tokenizer is not at $tokenizer"
 fi
@@ -80,3 +84,7 @@ mpirun --oversubscribe -np 2 "$tessera" train -c configs/tiny-dense.yaml --set l
 echo "(the step-60 loss above equals the uninterrupted run's: resumed exactly, on another layout)"
 step "train: tiny-moe (8 experts, top-2, aux loss)"
 "$tessera" train -c configs/tiny-moe.yaml --set logging.run_dir=runs/demo-train-moe
+step "train: the same tiny-moe run on 8 MPI ranks, experts over ep4 (all-to-all token dispatch) × pipeline 2"
+OMP_NUM_THREADS=1 mpirun --oversubscribe -np 8 "$tessera" train -c configs/tiny-moe.yaml --set parallel.ep=4 \
+  --set parallel.pp=2 --set train.global_batch_size=8 --set train.micro_batch_size=2 \
+  --set logging.run_dir=runs/demo-train-moe-ep4-pp2
