@@ -42,8 +42,8 @@ struct Decoder::Impl {
   bool have_forward = false;
 
   Impl(const ModelConfig& c, ParameterStore& s, int64_t max_tok, int64_t max_len, Recompute r, StageLayers stage,
-       TensorParallel* t, ExpertParallel* ep)
-      : config(c), dims(Dims::of(c, t, ep)), store(s), max_tokens(max_tok), max_sample_length(max_len), recompute(r),
+       TensorParallel* t, ExpertParallel* ep, bool sequence_parallel)
+      : config(c), dims(Dims::of(c, t, ep, sequence_parallel)), store(s), max_tokens(max_tok), max_sample_length(max_len), recompute(r),
         tp(t != nullptr && t->size() > 1 ? t : nullptr),
         vocab_begin(tp ? c.vocab_size / tp->size() * tp->rank() : 0),
         vocab(tp ? c.vocab_size / tp->size() : c.vocab_size), first(stage.first_layer), end(stage.end_layer < 0 ? c.num_layers : stage.end_layer),
@@ -97,8 +97,8 @@ struct Decoder::Impl {
     const int64_t N = batch->tokens();
     LayerActivations& a = acts_of(l);
     detail::attention_forward(dims, weights[l - first], a, input_of(l).data(), *batch, scratch.rope_cos.data(),
-                              scratch.rope_sin.data(), scratch.probs.data());
-    detail::mlp_forward(dims, weights[l - first], a, input_of(l + 1).data(), N);
+                              scratch.rope_sin.data(), scratch.probs.data(), scratch.rows.data());
+    detail::mlp_forward(dims, weights[l - first], a, input_of(l + 1).data(), N, scratch.rows.data());
     if (dims.moe && record_routing) {
       LayerRouting& r = routing[static_cast<size_t>(l)];
       r.selections.assign(static_cast<size_t>(dims.E), 0.0);
@@ -132,15 +132,22 @@ struct Decoder::Impl {
                   b.longest_sample(), max_sample_length);
     batch = &b;
     const int64_t N = b.tokens(), H = dims.H, V = vocab;
+    TESSERA_CHECK(!dims.sp || N % tp->size() == 0,
+                  "sequence parallelism splits a microbatch's {} tokens over tp = {}, which does not divide them (use a "
+                  "seq_length × micro_batch_size divisible by tp)",
+                  N, tp->size());
+    const int64_t Nl = dims.rows(N);
     cpu::rope_tables(scratch.rope_cos.data(), scratch.rope_sin.data(), b.position_ids.data(), N, dims.D,
                      dims.rope_theta);
     if (has_embedding) {
-      // Vocabulary-parallel: each rank embeds the tokens in its rows; the sum has one non-zero term.
-      cpu::embedding_forward(input_of(first).data(), b.input_ids.data(), embedding, N, H, vocab_begin, vocab);
-      detail::tp_sum(dims, input_of(first).data(), N * H);
+      // Vocabulary-parallel: each rank embeds the tokens in its rows; the sum has one non-zero term (and
+      // under sequence parallelism each rank keeps its rows of it).
+      float* partial = dims.sp ? scratch.rows.data() : input_of(first).data();
+      cpu::embedding_forward(partial, b.input_ids.data(), embedding, N, H, vocab_begin, vocab);
+      detail::reduce_rows(dims, partial, input_of(first).data(), N);
     } else {
-      TESSERA_CHECK(static_cast<int64_t>(in.hidden.size()) == N * H, "stage input has {} values, expected {} × {}",
-                    in.hidden.size(), N, H);
+      TESSERA_CHECK(static_cast<int64_t>(in.hidden.size()) == Nl * H, "stage input has {} values, expected {} × {}",
+                    in.hidden.size(), Nl, H);
       std::copy(in.hidden.begin(), in.hidden.end(), input_of(first).begin());
     }
     if (dims.moe) {
@@ -156,7 +163,8 @@ struct Decoder::Impl {
       return loss;
     }
     const float* x = input_of(end).data();
-    cpu::rmsnorm_forward(final_ln.data(), final_rstd.data(), x, final_norm, N, H, dims.eps);
+    cpu::rmsnorm_forward(final_ln.data() + dims.first_row(N) * H, final_rstd.data(), x, final_norm, Nl, H, dims.eps);
+    detail::gather_rows(dims, final_ln.data(), N);
     cpu::linear_forward(logits.data(), final_ln.data(), head, nullptr, N, H, V);
     loss.targets = b.num_targets();
     loss.ce_sum = cross_entropy(nullptr, b, N, 0.0f);
@@ -174,21 +182,22 @@ struct Decoder::Impl {
     TESSERA_CHECK(have_forward, "backward() needs a forward() first");
     have_forward = false;
     const Batch& b = *batch;
-    const int64_t N = b.tokens(), H = dims.H, V = vocab;
+    const int64_t N = b.tokens(), H = dims.H, V = vocab, Nl = dims.rows(N);
     if (has_head) {
       // d(logits) overwrites the logits in place.
       cross_entropy(logits.data(), b, N, ce_scale);
       std::fill_n(scratch.d_ln.data(), N * H, 0.0f);
       cpu::linear_backward(scratch.d_ln.data(), d_head, nullptr, logits.data(), final_ln.data(), head, N, H, V);
-      detail::tp_sum(dims, scratch.d_ln.data(), N * H);  // each rank's vocabulary rows give a partial d(input)
-      std::fill_n(d_x.data(), N * H, 0.0f);
-      cpu::rmsnorm_backward(d_x.data(), d_final_norm, scratch.d_ln.data(), input_of(end).data(), final_norm,
-                            final_rstd.data(), N, H);
+      // Each rank's vocabulary rows give a partial d(input), summed (this rank's token rows under sp).
+      float* d_ln = dims.sp ? scratch.local_rows.data() : scratch.d_ln.data();
+      detail::reduce_rows(dims, scratch.d_ln.data(), d_ln, N);
+      std::fill_n(d_x.data(), Nl * H, 0.0f);
+      cpu::rmsnorm_backward(d_x.data(), d_final_norm, d_ln, input_of(end).data(), final_norm, final_rstd.data(), Nl, H);
       if (dims.moe)
         detail::load_balancing_grad(aux_grad, routing_totals().selections, config.num_layers, N, aux_scale);
     } else {
-      TESSERA_CHECK(static_cast<int64_t>(in.d_hidden.size()) == N * H, "stage gradient has {} values, expected {} × {}",
-                    in.d_hidden.size(), N, H);
+      TESSERA_CHECK(static_cast<int64_t>(in.d_hidden.size()) == Nl * H, "stage gradient has {} values, expected {} × {}",
+                    in.d_hidden.size(), Nl, H);
       std::copy(in.d_hidden.begin(), in.d_hidden.end(), d_x.begin());
       if (dims.moe) {
         TESSERA_CHECK(in.aux_grad.size() == aux_grad.size(), "stage gradient carries {} load-balancing terms, expected {}",
@@ -204,7 +213,16 @@ struct Decoder::Impl {
       detail::attention_backward(dims, weights[l - first], grads[l - first], a, scratch, d_x.data(),
                                  input_of(l).data(), b);
     }
-    if (has_embedding) cpu::embedding_backward(d_embedding, d_x.data(), b.input_ids.data(), N, H, vocab_begin, vocab);
+    if (has_embedding) {
+      const float* d_embedded = d_x.data();
+      if (dims.sp) {
+        // Every token's gradient reaches this rank's vocabulary rows.
+        std::copy_n(d_x.data(), Nl * H, scratch.rows.data() + dims.first_row(N) * H);
+        detail::gather_rows(dims, scratch.rows.data(), N);
+        d_embedded = scratch.rows.data();
+      }
+      cpu::embedding_backward(d_embedding, d_embedded, b.input_ids.data(), N, H, vocab_begin, vocab);
+    }
   }
 
   // The loss over this rank's logits (vocabulary-parallel under tp); dlogits may alias the logits.
@@ -218,18 +236,21 @@ struct Decoder::Impl {
 };
 
 Decoder::Decoder(const ModelConfig& config, ParameterStore& store, int64_t max_tokens, int64_t max_sample_length,
-                 Recompute recompute, StageLayers stage, TensorParallel* tp, ExpertParallel* ep)
-    : impl_(std::make_unique<Impl>(config, store, max_tokens, max_sample_length, recompute, stage, tp, ep)) {}
+                 Recompute recompute, StageLayers stage, TensorParallel* tp, ExpertParallel* ep,
+                 bool sequence_parallel)
+    : impl_(std::make_unique<Impl>(config, store, max_tokens, max_sample_length, recompute, stage, tp, ep,
+                                   sequence_parallel)) {}
 Decoder::~Decoder() = default;
 ForwardLoss Decoder::forward(const Batch& batch, const StageInput& in) { return impl_->forward(batch, in); }
 std::span<const float> Decoder::hidden_out() const {
   TESSERA_CHECK(impl_->batch, "hidden_out() needs a forward() first");
-  return {impl_->input_of(impl_->end).data(), static_cast<size_t>(impl_->batch->tokens() * impl_->dims.H)};
+  return {impl_->input_of(impl_->end).data(),
+          static_cast<size_t>(impl_->dims.rows(impl_->batch->tokens()) * impl_->dims.H)};
 }
 const std::vector<LayerRouting>& Decoder::routing() const { return impl_->routing; }
 std::span<const float> Decoder::d_hidden_in() const {
   TESSERA_CHECK(impl_->batch, "d_hidden_in() needs a backward() first");
-  return {impl_->d_x.data(), static_cast<size_t>(impl_->batch->tokens() * impl_->dims.H)};
+  return {impl_->d_x.data(), static_cast<size_t>(impl_->dims.rows(impl_->batch->tokens()) * impl_->dims.H)};
 }
 const std::vector<double>& Decoder::aux_grad() const { return impl_->aux_grad; }
 std::span<const float> Decoder::logits() const {

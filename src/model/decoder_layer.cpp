@@ -6,11 +6,12 @@
 
 namespace tessera::model::detail {
 
-Dims Dims::of(const ModelConfig& m, TensorParallel* tp, ExpertParallel* ep) {
+Dims Dims::of(const ModelConfig& m, TensorParallel* tp, ExpertParallel* ep, bool sequence_parallel) {
   const int n = tp == nullptr ? 1 : tp->size();
   if (n > 1) check_tensor_parallel(m, n);
   Dims d;
   d.tp = tp;
+  d.sp = sequence_parallel && n > 1;
   d.El = m.num_experts;
   if (ep != nullptr && ep->size() > 1) {
     check_expert_parallel(m, ep->size());
@@ -123,6 +124,10 @@ void LayerScratch::allocate(const Dims& d, int64_t N, int64_t max_probs) {
   d_k.resize(n * KW);
   d_v.resize(n * KW);
   d_attn.resize(n * QW);
+  if (d.sp) {
+    rows.resize(n * H);
+    local_rows.resize(static_cast<size_t>(d.rows(N)) * H);
+  }
   rope_cos.resize(n * static_cast<size_t>(d.D / 2));
   rope_sin.resize(n * static_cast<size_t>(d.D / 2));
   probs.resize(static_cast<size_t>(max_probs));

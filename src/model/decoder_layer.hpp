@@ -4,6 +4,7 @@
 // microbatch, so the step loop allocates nothing — except expert-parallel exchanges, whose sizes depend
 // on where other ranks' tokens are routed.
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -24,16 +25,39 @@ struct Dims {
   bool qk_norm = false, qkv_bias = false, moe = false, norm_topk = true;
   double rope_theta = 1e6;
   TensorParallel* tp = nullptr;  // null: one rank holds the whole layer
+  // Sequence parallelism (tp > 1): between the column- and row-parallel regions each rank holds only its
+  // rows [first_row(N), first_row(N) + rows(N)) of the token-major activations (norms, residual adds).
+  bool sp = false;
   // Expert parallelism: this rank holds experts [e0, e0 + El) and exchanges routed tokens over `ep`.
   ExpertParallel* ep = nullptr;
   int64_t e0 = 0, El = 0;
 
-  static Dims of(const ModelConfig& m, TensorParallel* tp = nullptr, ExpertParallel* ep = nullptr);
+  static Dims of(const ModelConfig& m, TensorParallel* tp = nullptr, ExpertParallel* ep = nullptr,
+                 bool sequence_parallel = false);
+
+  int64_t rows(int64_t N) const { return sp ? N / tp->size() : N; }
+  int64_t first_row(int64_t N) const { return sp ? N / tp->size() * tp->rank() : 0; }
 };
 
 // Sums n values over the tensor-parallel group (nothing without one).
 inline void tp_sum(const Dims& d, float* data, int64_t n) {
   if (d.tp != nullptr && d.tp->size() > 1) d.tp->sum({data, static_cast<size_t>(n)});
+}
+
+// A row-parallel output: `partial` [N, H] holds this rank's partial sums; `out` receives the whole sum of
+// this rank's rows — a reduce-scatter under sequence parallelism, else an all-reduce (out may be partial).
+inline void reduce_rows(const Dims& d, float* partial, float* out, int64_t N) {
+  if (!d.sp) {
+    tp_sum(d, partial, N * d.H);
+    if (out != partial) std::copy_n(partial, N * d.H, out);
+    return;
+  }
+  d.tp->reduce_scatter({partial, static_cast<size_t>(N * d.H)}, {out, static_cast<size_t>(d.rows(N) * d.H)});
+}
+
+// Sequence parallelism: the whole [N, H] from every rank's rows, this rank's already at its place in `full`.
+inline void gather_rows(const Dims& d, float* full, int64_t N) {
+  if (d.sp) d.tp->all_gather({full, static_cast<size_t>(N * d.H)});
 }
 
 // Pointers into the ParameterStore for one layer; the same struct holds values (const use) or grads.
@@ -72,6 +96,7 @@ struct LayerScratch {
   std::vector<float> d_ln, d_q, d_k, d_v, d_attn, d_gate, d_up, d_h, d_router, d_topk;
   std::vector<float> d_xe, d_ge, d_ue, d_he, d_ye, rope_cos, rope_sin, probs;
   std::vector<float> ep_transfer, d_yr, d_xr;  // expert parallelism: received rows' gradients
+  std::vector<float> rows, local_rows;         // [N, H] and this rank's [N / tp, H]: sequence-parallel transfers
   std::vector<int64_t> ep_counts;
   void allocate(const Dims& d, int64_t max_tokens, int64_t max_probs);
 };
@@ -86,14 +111,17 @@ void load_balancing_grad(std::vector<double>& aux_grad, const std::vector<double
 
 // x_mid = x_in + Attention(RMSNorm(x_in)). The softmax goes to a.probs when the activations keep it, else
 // to probs_scratch (selective recompute rebuilds it in the backward).
+// Under sequence parallelism x_in and x_mid are this rank's rows; `rows_scratch` holds [N, H].
 void attention_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, const float* x_in,
-                       const Batch& batch, const float* rope_cos, const float* rope_sin, float* probs_scratch);
+                       const Batch& batch, const float* rope_cos, const float* rope_sin, float* probs_scratch,
+                       float* rows_scratch);
 // d_x (in: gradient w.r.t. x_mid; out: w.r.t. x_in). Recomputes the softmax into scratch when not kept.
 void attention_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,
                         LayerScratch& s, float* d_x, const float* x_in, const Batch& batch);
 
 // x_out = x_mid + MLP(RMSNorm(x_mid)) for the dense SwiGLU or the MoE block.
-void mlp_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, float* x_out, int64_t N);
+void mlp_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, float* x_out, int64_t N,
+                 float* rows_scratch);
 // aux_grad[E] (MoE only): d(aux_scale · aux)/d(router probability of expert e), the same for every token;
 // z_coef: d(z_scale · z)/d(lse_t) = z_coef · lse_t for this layer's tokens.
 void mlp_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,

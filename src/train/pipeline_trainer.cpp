@@ -87,9 +87,7 @@ const Config& checked(const Config& c, const dist::Communicator& pp, const dist:
                   "etp = tp), so ep must divide dp",
                   p.ep, dp ? dp->size() : 1);
   }
-  TESSERA_CHECK(!p.sequence_parallel,
-                "parallel.sequence_parallel: sequence parallelism is not built into the trainers yet (it changes "
-                "only where activations live, not the numbers); set it to false");
+
   TESSERA_CHECK(p.pp == pp.size(), "parallel.pp = {} but the pipeline group has {} ranks", p.pp, pp.size());
   TESSERA_CHECK(p.ep == 1 || p.zero_stage <= 1, "parallel.zero_stage {} with ep: use 0 or 1", p.zero_stage);
   TESSERA_CHECK(p.tp == (tp ? tp->size() : 1), "parallel.tp = {} but the tensor-parallel group has {} ranks", p.tp,
@@ -104,7 +102,7 @@ const Config& checked(const Config& c, const dist::Communicator& pp, const dist:
   TESSERA_CHECK(micro % dp_size == 0,
                 "train.global_batch_size / micro_batch_size = {} microbatches per step cannot be split over dp = {}",
                 micro, dp_size);
-  TESSERA_CHECK(!c.model.tie_embeddings,
+  TESSERA_CHECK(!c.model.tie_embeddings || p.pp == 1,
                 "a tied LM head under pipeline parallelism needs the embedding group's gradient exchange, which is "
                 "not built yet");
   TESSERA_CHECK(c.train.precision == Precision::fp32 && c.train.device == Device::cpu,
@@ -209,11 +207,17 @@ struct PipelineTrainer::Impl {
       slots.push_back(std::make_unique<model::Decoder>(
           config.model, store, config.train.micro_batch_size * config.data.seq_length, config.data.seq_length,
           config.train.recompute,
-          model::StageLayers{s.first_layer, s.end_layer, stage == 0, stage == stages - 1}, tp.get(), ep.get()));
+          model::StageLayers{s.first_layer, s.end_layer, stage == 0, stage == stages - 1}, tp.get(), ep.get(),
+          config.parallel.sequence_parallel));
       inputs.emplace_back();
       hidden_in.emplace_back();
     }
     return *slots[i];
+  }
+
+  // The token rows a stage passes on: this tp rank's share under sequence parallelism, else all.
+  int64_t stage_rows(const model::Batch& b) const {
+    return tp && config.parallel.sequence_parallel ? b.tokens() / tp->size() : b.tokens();
   }
 
   size_t routing_doubles(int layers) const { return E > 0 ? static_cast<size_t>(layers) * (2 * E + 1) : 0; }
@@ -230,7 +234,7 @@ struct PipelineTrainer::Impl {
 
   void recv_activation(const model::Batch& b, int mb, int slot_index, int peer) {
     const int layers = spans[stage].first_layer;
-    const size_t hidden = static_cast<size_t>(b.tokens() * config.model.hidden_size);
+    const size_t hidden = static_cast<size_t>(stage_rows(b) * config.model.hidden_size);
     message.resize(hidden + 2 * routing_doubles(layers));
     pp.recv(message, peer, mb * 3 + kActivation)->wait();
     auto& h = hidden_in[static_cast<size_t>(slot_index)];
@@ -255,7 +259,7 @@ struct PipelineTrainer::Impl {
   }
 
   model::StageGradient recv_gradient(const model::Batch& b, int mb, int peer, std::vector<float>& buffer) {
-    const size_t hidden = static_cast<size_t>(b.tokens() * config.model.hidden_size);
+    const size_t hidden = static_cast<size_t>(stage_rows(b) * config.model.hidden_size);
     buffer.resize(hidden + (E > 0 ? 2 * static_cast<size_t>(E) : 0));
     pp.recv(buffer, peer, mb * 3 + kGradient)->wait();
     model::StageGradient g;
@@ -388,7 +392,7 @@ struct PipelineTrainer::Impl {
     } else {
       accumulator.finish(store.grads());
     }
-    if (tp) reduce_partial_gradients(store, config.model, *tp);
+    if (tp) reduce_partial_gradients(store, config.model, *tp, config.parallel.sequence_parallel);
 
     // The last stage saw the losses; every stage reports them, summed in global microbatch order.
     std::vector<int64_t> bits(losses.size());

@@ -9,6 +9,15 @@ namespace tessera::train {
 void TensorParallelGroup::sum(std::span<float> data) { tp_.all_reduce(data, dist::ReduceOp::sum)->wait(); }
 void TensorParallelGroup::max(std::span<float> data) { tp_.all_reduce(data, dist::ReduceOp::max)->wait(); }
 
+void TensorParallelGroup::all_gather(std::span<float> data) {
+  const size_t chunk = data.size() / static_cast<size_t>(tp_.size());
+  tp_.all_gather(data.subspan(chunk * static_cast<size_t>(tp_.rank()), chunk), data)->wait();
+}
+
+void TensorParallelGroup::reduce_scatter(std::span<const float> input, std::span<float> output) {
+  tp_.reduce_scatter(input, output, dist::ReduceOp::sum)->wait();
+}
+
 void TensorParallelGroup::sum(std::span<double> data) {
   // Gathered as bit patterns and added in rank order: the same bits on every rank, whatever MPI's algorithm.
   const size_t n = data.size();
@@ -39,12 +48,15 @@ bool is_shared_kv(const model::ParameterSpec& s, const ModelConfig& m, int tp) {
 
 }  // namespace
 
-void reduce_partial_gradients(model::ParameterStore& store, const ModelConfig& m, TensorParallelGroup& tp) {
+void reduce_partial_gradients(model::ParameterStore& store, const ModelConfig& m, TensorParallelGroup& tp,
+                              bool sequence_parallel) {
   if (tp.size() == 1) return;
   std::vector<float> whole;
   for (size_t i = 0; i < store.size(); ++i) {
     const model::ParameterSpec& spec = store.spec(i);
-    if (is_qk_norm(spec)) {
+    const bool token_norm = spec.role == model::Role::input_norm || spec.role == model::Role::post_attention_norm ||
+                            spec.role == model::Role::final_norm;
+    if (is_qk_norm(spec) || (sequence_parallel && token_norm)) {
       tp.sum(store.grad(i));
     } else if (is_shared_kv(spec, m, tp.size())) {
       // Each rank places its part in a whole-tensor buffer; the sum adds the ranks that share a kv head.

@@ -15,8 +15,8 @@
 // Adam (pipeline_test, data_parallel_test).
 //
 // Layouts by world size: 2: tp2, ep2. 4: tp4 (kv heads replicated: tiny models have 2), tp2·pp2, tp2·dp2
-// with ZeRO-0 and ZeRO-1, ep2·tp2 (ZeRO-0 and 1), ep2·edp2. 8: tp2·pp2·dp2, ep4·pp2. Dense and MoE for tp,
-// MoE for ep.
+// with ZeRO-0 and ZeRO-1, ep2·tp2 (ZeRO-0 and 1), ep2·edp2. 8: tp2·pp2·dp2, ep4·pp2. Sequence parallelism
+// on tp2, tp4, tp2·pp2, tp2·pp2·dp2 and ep2·tp2. Dense and MoE for tp, MoE for ep.
 
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -122,6 +122,8 @@ TEST(TensorParallel, ReproducesOneRank) {
   const World w;
   for (const char* name : {"tiny-dense", "tiny-moe"}) {
     if (w.size == 2) expect_close_to_one_rank(name, 2, 1);
+    // A tied LM head: the embedding's vocabulary shard is also the head's.
+    if (w.size == 2) expect_close_to_one_rank(name, 2, 1, {"model.tie_embeddings=true"});
     if (w.size == 4) {
       expect_close_to_one_rank(name, 4, 1);
       expect_close_to_one_rank(name, 2, 2);
@@ -130,6 +132,21 @@ TEST(TensorParallel, ReproducesOneRank) {
     }
     if (w.size == 8) expect_close_to_one_rank(name, 2, 2);
   }
+}
+
+// Sequence parallelism: each tp rank keeps 1/tp of the tokens between the parallel regions.
+TEST(SequenceParallel, ReproducesOneRank) {
+  const World w;
+  const std::string sp = "parallel.sequence_parallel=true";
+  for (const char* name : {"tiny-dense", "tiny-moe"}) {
+    if (w.size == 2) expect_close_to_one_rank(name, 2, 1, {sp});
+    if (w.size == 4) {
+      expect_close_to_one_rank(name, 4, 1, {sp});
+      expect_close_to_one_rank(name, 2, 2, {sp});
+    }
+    if (w.size == 8) expect_close_to_one_rank(name, 2, 2, {sp});
+  }
+  if (w.size == 4) expect_close_to_one_rank("tiny-moe", 2, 1, {sp, "parallel.ep=2"});
 }
 
 TEST(ExpertParallel, ReproducesOneRank) {

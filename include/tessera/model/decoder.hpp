@@ -64,9 +64,13 @@ class Decoder {
   // `tp` for the reductions; every rank of the group sees the same batch and gets the same loss. Under
   // expert parallelism (`ep` of size > 1) the store holds only this rank's experts (expert_parallel_specs)
   // and each MoE layer sends its routed tokens to the experts' ranks and back over `ep`; every rank of
-  // that group runs its own batch, in step with the others.
+  // that group runs its own batch, in step with the others. With `sequence_parallel` (tp > 1) each tp rank
+  // keeps only its 1/tp of the tokens' rows between the parallel regions (Megatron's sequence parallelism:
+  // all-gather before the column-parallel layers, reduce-scatter after the row-parallel ones); stage
+  // inputs, outputs and their gradients are then this rank's rows.
   Decoder(const ModelConfig& config, ParameterStore& store, int64_t max_tokens, int64_t max_sample_length,
-          Recompute recompute, StageLayers stage = {}, TensorParallel* tp = nullptr, ExpertParallel* ep = nullptr);
+          Recompute recompute, StageLayers stage = {}, TensorParallel* tp = nullptr, ExpertParallel* ep = nullptr,
+          bool sequence_parallel = false);
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;

@@ -19,6 +19,11 @@ class TensorParallel {
   virtual void max(std::span<float> data) = 0;
   // Doubles are added in rank order, so the result does not depend on the collective's algorithm.
   virtual void sum(std::span<double> data) = 0;
+  // Sequence parallelism. `data` is size() equal chunks, this rank's chunk (number rank()) filled: every
+  // rank ends with all of them.
+  virtual void all_gather(std::span<float> data) = 0;
+  // `input` is size() equal chunks; `output` (one chunk) receives the sum over ranks of chunk rank().
+  virtual void reduce_scatter(std::span<const float> input, std::span<float> output) = 0;
 };
 
 }  // namespace tessera::model

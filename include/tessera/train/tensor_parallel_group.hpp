@@ -23,6 +23,8 @@ class TensorParallelGroup final : public model::TensorParallel {
   void sum(std::span<float> data) override;
   void max(std::span<float> data) override;
   void sum(std::span<double> data) override;
+  void all_gather(std::span<float> data) override;
+  void reduce_scatter(std::span<const float> input, std::span<float> output) override;
   dist::Communicator& communicator() { return tp_; }
 
  private:
@@ -31,9 +33,11 @@ class TensorParallelGroup final : public model::TensorParallel {
 };
 
 // Sums over the group the gradients that each rank holds only part of: the QK-norm weights (each rank
-// normalises its own heads with the shared weight) and, when tp exceeds the kv heads, the k/v projections
-// that tp / kv_heads ranks share. Every other gradient is already complete on its rank.
-void reduce_partial_gradients(model::ParameterStore& store, const ModelConfig& model, TensorParallelGroup& tp);
+// normalises its own heads with the shared weight), under sequence parallelism the other norm weights
+// (each rank normalises its own tokens), and, when tp exceeds the kv heads, the k/v projections that
+// tp / kv_heads ranks share. Every other gradient is already complete on its rank.
+void reduce_partial_gradients(model::ParameterStore& store, const ModelConfig& model, TensorParallelGroup& tp,
+                              bool sequence_parallel);
 
 // Σ g² over the store's tensors, each element of the whole model counted once within the tp group: tensors
 // every tp rank holds whole are counted by tp rank 0, kv tensors shared by several ranks by the first of
