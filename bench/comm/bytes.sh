@@ -21,3 +21,16 @@ for layout in "2 1 0" "2 1 1" "2 1 2" "4 1 0" "4 1 1" "4 1 2" "4 2 0" "4 2 1" "2
     --set logging.interval=4 --set logging.run_dir="$RUN/$1-$2-$3" >"$RUN/out" 2>&1 || { cat "$RUN/out"; exit 1; }
   printf '%d ranks, pp%d, ZeRO-%d:%s\n' "$1" "$2" "$3" "$(grep -E 'step +[0-9]+/[0-9]+ [|]' "$RUN/out" | tail -1 | sed 's/.*TFLOP\/s//')"
 done
+# Tensor, sequence and expert parallelism (ZeRO-1): the tp and ep groups' bytes.
+while IFS='|' read -r ranks model label args; do
+  # shellcheck disable=SC2086
+  mpirun --oversubscribe -np "$ranks" "$TESSERA" train -c "$ROOT/configs/$model.yaml" --set train.steps=4 \
+    --set train.global_batch_size=8 --set logging.interval=4 --set logging.run_dir="$RUN/$label" $args \
+    </dev/null >"$RUN/out" 2>&1 || { cat "$RUN/out"; exit 1; }
+  printf '%d ranks, %s, %s:%s\n' "$ranks" "$model" "$label" "$(grep -E 'step +[0-9]+/[0-9]+ [|]' "$RUN/out" | tail -1 | sed 's/.*TFLOP\/s//')"
+done <<'LAYOUTS'
+2|tiny-dense|tp2|--set parallel.tp=2
+2|tiny-dense|tp2 sp|--set parallel.tp=2 --set parallel.sequence_parallel=true
+4|tiny-dense|tp2 dp2|--set parallel.tp=2
+2|tiny-moe|ep2|--set parallel.ep=2
+LAYOUTS

@@ -52,6 +52,19 @@ std::vector<double> all_gather_doubles(dist::Communicator& comm, std::span<const
   return out;
 }
 
+SquareSum sum_over(std::initializer_list<dist::Communicator*> groups, const SquareSum& mine) {
+  SquareSum::Wire wire = mine.wire();
+  for (dist::Communicator* g : groups)
+    if (g != nullptr && g->size() > 1) g->all_reduce(std::span<int64_t>(wire), dist::ReduceOp::sum)->wait();
+  return SquareSum::from_wire(wire);
+}
+
+SquareSum sum_over(dist::Communicator& comm, const std::function<void(SquareSum&)>& fill) {
+  SquareSum mine;
+  fill(mine);
+  return sum_over({&comm}, mine);
+}
+
 int tree_level(int64_t k) {
   return std::has_single_bit(static_cast<uint64_t>(k)) ? std::countr_zero(static_cast<uint64_t>(k)) : 0;
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "tessera/core/error.hpp"
+#include "tessera/train/square_sum.hpp"
 
 namespace tessera::train {
 namespace {
@@ -107,9 +108,8 @@ StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
     std::copy(reduced.begin(), reduced.end(), shard_.begin());
   }
 
-  // Global norm from every rank's block sums, in block order (chunks are whole blocks).
-  const std::vector<double> blocks = all_gather_doubles(dp_, block_square_sums(shard_));
-  stats.grad_norm = std::sqrt(sum_in_order(blocks));
+  // Global norm: every rank's exact Σ g² over its chunk, added exactly over dp.
+  stats.grad_norm = std::sqrt(sum_over(dp_, [&](SquareSum& s) { s.add(shard_); }).value());
   TESSERA_CHECK(std::isfinite(stats.grad_norm), "step {}: the gradient norm is not finite (loss {})", stats.step,
                 stats.loss);
   clip_grad_norm(shard_, stats.grad_norm, config_.optim.clip_grad);

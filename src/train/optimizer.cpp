@@ -1,5 +1,7 @@
 #include "tessera/train/optimizer.hpp"
 
+#include "tessera/train/square_sum.hpp"
+
 #include <cmath>
 #include <numbers>
 
@@ -21,8 +23,9 @@ double learning_rate(const OptimConfig& o, int64_t total_steps, int64_t step) {
 }
 
 double global_grad_norm(std::span<const float> grads) {
-  const std::vector<double> blocks = block_square_sums(grads);
-  return std::sqrt(sum_in_order(blocks));
+  SquareSum squares;
+  squares.add(grads);
+  return std::sqrt(squares.value());
 }
 
 float clip_coefficient(double norm, double max_norm) {

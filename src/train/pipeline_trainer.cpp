@@ -121,7 +121,7 @@ void read_doubles(std::span<const float> msg, size_t& at, std::span<double> out)
   at += out.size() * 2;
 }
 
-enum Tag : int { kActivation = 0, kGradient = 1, kNormEdge = 2 };
+enum Tag : int { kActivation = 0, kGradient = 1 };
 
 }  // namespace
 
@@ -272,57 +272,31 @@ struct PipelineTrainer::Impl {
     return g;
   }
 
-  // sqrt(Σ g²) with the 1-rank trainer's 4096-element blocks over the whole model's flat layout. A stage
-  // sums the blocks that start inside it; a block that runs into the next stage is completed with that
-  // stage's first elements, which it sends back. All block sums are then shared (as bit patterns: the max
-  // of one owner's value and zeros is that value) and added in block order.
+  // sqrt(Σ g²) over the whole model: each rank adds the squares of the values it alone counts — its
+  // ZeRO chunk (or, without ZeRO-1, dp rank 0 all of them), its own experts (split the same way over edp),
+  // tensors every tp rank holds whole only on tp rank 0 — and the exact sums (square_sum.hpp) are added
+  // over tp, dp and pp, which between them cover every rank once. Any layout gives the 1-rank bits.
   double grad_norm() {
-    if (tp || ep) {
-      // Shards and expert subsets have no place in the 1-rank block layout: each rank's sum of squares of
-      // what it owns (experts added over the ep group), then over tp ranks, then stages, in rank order
-      // (equal to the 1-rank norm up to rounding).
-      const std::array<double, 2> sums = owned_square_sums(store, config.model, tp ? tp->rank() : 0, tp ? tp->size() : 1);
-      std::array<double, 1> mine = {sums[0] + (ep ? sum_in_order(all_gather_doubles(ep->communicator(), {&sums[1], 1}))
-                                                  : sums[1])};
-      if (tp) tp->sum(mine);
-      return std::sqrt(sum_in_order(all_gather_doubles(pp, mine)));
-    }
-    const std::span<const float> g = store.grads();
-    const size_t begin = spans[stage].offset, end = begin + g.size();
-    auto head_of = [&](const StageSpan& s) {
-      const size_t next_block = (s.offset + kNormBlock - 1) / kNormBlock * kNormBlock;
-      return std::min(s.numel, next_block - s.offset);
-    };
-    if (stage > 0) {
-      const size_t head = head_of(spans[stage]);
-      if (head > 0) pp.send(g.first(head), stage - 1, kNormEdge)->wait();
-    }
-    std::vector<float> next_head;
-    if (stage + 1 < stages) {
-      const StageSpan& next = spans[stage + 1];
-      next_head.resize(head_of(next));
-      // The block must end inside the next stage (or at the model's end): a stage smaller than a block
-      // would need elements from two stages on.
-      const size_t block_end = std::min(total_params, (next.offset + kNormBlock - 1) / kNormBlock * kNormBlock);
-      TESSERA_CHECK(next.offset + next_head.size() == block_end,
-                    "pipeline stage {} holds fewer parameters than one {}-element norm block", stage + 1, kNormBlock);
-      if (!next_head.empty()) pp.recv(next_head, stage + 1, kNormEdge)->wait();
-    }
-    const size_t blocks = (total_params + kNormBlock - 1) / kNormBlock;
-    std::vector<int64_t> bits(blocks, 0);
-    for (size_t k = (begin + kNormBlock - 1) / kNormBlock; k * kNormBlock < end; ++k) {
-      double s = 0;
-      const size_t last = std::min(total_params, (k + 1) * kNormBlock);
-      for (size_t i = k * kNormBlock; i < last; ++i) {
-        const float v = i < end ? g[i - begin] : next_head[i - end];
-        s += static_cast<double>(v) * v;
+    const auto g = std::span<const float>(store.grads());
+    const bool zero1 = config.parallel.zero_stage == 1;
+    auto owned = [&](bool expert) -> std::pair<size_t, size_t> {
+      if (!expert) {
+        if (reducer && zero1) return {optimizer.begin(), optimizer.end()};
+        return {0, reducer && dp->rank() != 0 ? 0 : dense};
       }
-      std::memcpy(&bits[k], &s, sizeof(double));
+      if (expert_reducer && expert_optimizer) return {expert_optimizer->begin(), expert_optimizer->end()};
+      return {dense, expert_reducer && edp->rank() != 0 ? dense : g.size()};
+    };
+    const std::array<std::pair<size_t, size_t>, 2> ranges = {owned(false), owned(true)};
+    SquareSum mine;
+    for (size_t i = 0; i < store.size(); ++i) {
+      const model::ParameterSpec& spec = store.spec(i);
+      if (!counts_for_norm(spec, config.model, tp ? tp->rank() : 0, tp ? tp->size() : 1)) continue;
+      const auto [lo, hi] = ranges[ep && spec.is_expert() ? 1 : 0];
+      const size_t begin = std::max(lo, store.offset(i)), end = std::min(hi, store.offset(i) + store.numel(i));
+      if (begin < end) mine.add(g.subspan(begin, end - begin));
     }
-    pp.all_reduce(std::span<int64_t>(bits), dist::ReduceOp::max)->wait();
-    std::vector<double> sums(blocks);
-    std::memcpy(sums.data(), bits.data(), blocks * sizeof(double));
-    return std::sqrt(sum_in_order(sums));
+    return std::sqrt(sum_over({tp ? &tp->communicator() : nullptr, dp, &pp}, mine).value());
   }
 
   StepStats step(const std::vector<model::Batch>& mbs) {
@@ -381,11 +355,11 @@ struct PipelineTrainer::Impl {
     // The stage's gradient: this replica's tree sum, then (dp) the tree over replicas, whole on every rank.
     if (dp) {
       accumulator.finish(partial);
-      reduce_gradients(*reducer, 0, dense, tree_level(M));
+      reduce_gradients(*reducer, 0, dense, tree_level(M), &optimizer);
       // Expert gradients already hold their ep group's tokens (they came over the ep exchange); replicas
       // holding the same experts add theirs.
       if (expert_reducer)
-        reduce_gradients(*expert_reducer, dense, partial.size() - dense, tree_level(M));
+        reduce_gradients(*expert_reducer, dense, partial.size() - dense, tree_level(M), expert_optimizer.get());
       else
         std::copy(partial.begin() + static_cast<std::ptrdiff_t>(dense), partial.end(),
                   store.grads().begin() + static_cast<std::ptrdiff_t>(dense));
@@ -431,9 +405,15 @@ struct PipelineTrainer::Impl {
     return stats;
   }
 
-  // The store's gradients [base, base + length) from every rank's `partial` over `r`'s group.
-  void reduce_gradients(DataParallelReducer& r, size_t base, size_t length, int level) {
+  // The store's gradients [base, base + length) summed over `r`'s group from every rank's `partial`: all
+  // of them (ZeRO-0), or under ZeRO-1 only the chunk `opt` updates — no rank needs the rest, and the
+  // norm is summed from the chunks.
+  void reduce_gradients(DataParallelReducer& r, size_t base, size_t length, int level, const AdamW* opt) {
     const std::span<const float> chunk = r.reduce_scatter(std::span<const float>(partial).subspan(base, length), level);
+    if (config.parallel.zero_stage == 1) {
+      std::copy_n(chunk.begin(), opt->end() - opt->begin(), store.grads().begin() + static_cast<std::ptrdiff_t>(opt->begin()));
+      return;
+    }
     const std::span<const float> whole = r.all_gather(chunk);
     std::copy_n(whole.begin(), length, store.grads().begin() + static_cast<std::ptrdiff_t>(base));
   }

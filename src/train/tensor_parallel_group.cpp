@@ -69,18 +69,10 @@ void reduce_partial_gradients(model::ParameterStore& store, const ModelConfig& m
   }
 }
 
-std::array<double, 2> owned_square_sums(const model::ParameterStore& store, const ModelConfig& m, int tp_rank,
-                                        int tp_size) {
-  std::array<double, 2> total = {0, 0};
-  for (size_t i = 0; i < store.size(); ++i) {
-    const model::ParameterSpec& spec = store.spec(i);
-    const bool whole_on_every_rank = tp_size > 1 && !spec.is_sharded();
-    if (whole_on_every_rank && tp_rank != 0) continue;
-    if (is_shared_kv(spec, m, tp_size) && tp_rank % (tp_size / m.num_kv_heads) != 0) continue;
-    double& sum = total[spec.is_expert() ? 1 : 0];
-    for (const float g : store.grads().subspan(store.offset(i), store.numel(i))) sum += static_cast<double>(g) * g;
-  }
-  return total;
+bool counts_for_norm(const model::ParameterSpec& spec, const ModelConfig& m, int tp_rank, int tp_size) {
+  if (tp_size == 1) return true;
+  if (!spec.is_sharded()) return tp_rank == 0;
+  return !is_shared_kv(spec, m, tp_size) || tp_rank % (tp_size / m.num_kv_heads) == 0;
 }
 
 std::vector<float> gather_whole(const model::ParameterStore& store, const ModelConfig& m, TensorParallelGroup& tp,

@@ -1,8 +1,9 @@
 // Tensor parallelism (Megatron's column/row-parallel attention and MLP, vocabulary-parallel embedding and
 // loss) and expert parallelism (experts split over the ep group, routed tokens sent to them and back by
 // all-to-all), alone and with pipeline and data parallelism, reproduce the 1-rank Trainer for 10 steps:
-// the loss and gradient norm within 1e-5 relative, every gradient (gathered whole) within 1e-5 of its
-// tensor's largest, after every step, and the final weights within 1e-5 of each tensor's largest value.
+// the loss and gradient norm within 1e-5 relative, every gradient (gathered whole; ZeRO-0 or dp = 1) within
+// 1e-5 of its tensor's largest, after every step, and the final weights within 1e-5 of each tensor's
+// largest value.
 //
 // Not bit for bit: a row-parallel layer adds its ranks' partial products, which rounds differently from
 // one matrix product, and an expert multiplies the rows of several ranks' microbatches at once. Adam is
@@ -106,7 +107,9 @@ void expect_close_to_one_rank(const std::string& name, int tp, int pp, std::vect
     EXPECT_NEAR(got.grad_norm, want.grad_norm, kTolerance * want.grad_norm) << "step " << step;
     EXPECT_EQ(got.targets, want.targets);
     EXPECT_EQ(got.expert_load, want.expert_load) << "step " << step;
-    expect_close(true, "step " + std::to_string(step));
+    // Under ZeRO-1 a data-parallel rank reduces only its chunk of the gradient (the norm is summed from
+    // the chunks); the ZeRO-0 layouts compare every gradient.
+    if (c.parallel.zero_stage == 0 || dp.size() == 1) expect_close(true, "step " + std::to_string(step));
   }
   expect_close(false, "after the last step");
   // The comparison means something only if training moved the weights well past the tolerance.

@@ -3,13 +3,15 @@
 // sum of its k = 2^level consecutive microbatches is one level-`level` node of the 1-rank tree, so every
 // rank ends with the bits a single process would have computed. Chunk r of every rank's partial goes to
 // rank r (all-to-all), which adds them in rank order; all_gather then gives every rank the whole total.
-// The buffer is padded to dp chunks of whole 4096-element norm blocks, so a chunk's block sums are the
-// 1-rank block sums (when the buffer starts on a block boundary).
+// The buffer is padded to dp chunks of whole 4096-element blocks (the GPU's norm blocks, tree_sum.hpp).
 
+#include <functional>
+#include <initializer_list>
 #include <span>
 #include <vector>
 
 #include "tessera/dist/communicator.hpp"
+#include "tessera/train/square_sum.hpp"
 #include "tessera/train/tree_sum.hpp"
 
 namespace tessera::train {
@@ -42,6 +44,12 @@ class DataParallelReducer {
 // The tree level of k consecutive microbatches: log2(k) when k is a power of two. Otherwise 0, and the sum
 // is correct but equal to the 1-rank run only up to rounding.
 int tree_level(int64_t k);
+
+// The exact sum over `comm`'s ranks of what `fill` adds on each (square_sum.hpp): identical on every rank.
+SquareSum sum_over(dist::Communicator& comm, const std::function<void(SquareSum&)>& fill);
+// The same over several groups in turn (null entries and groups of one skipped): for groups that together
+// cover the ranks once each, the sum over all of them.
+SquareSum sum_over(std::initializer_list<dist::Communicator*> groups, const SquareSum& mine);
 
 // Every rank's doubles in rank order, exactly (sent as their bit patterns): losses and norm pieces that
 // must be added in a fixed order on every rank.

@@ -18,8 +18,8 @@ namespace tessera::train {
 // warmup_steps, then decay to min_lr over decay_steps (cosine, linear or none), then min_lr.
 double learning_rate(const OptimConfig& optim, int64_t total_steps, int64_t step);
 
-// sqrt(Σ g²): double sums over fixed 4096-element blocks, added in order (tree_sum.hpp), so a sharded
-// computation of the same buffer gives the same bits.
+// sqrt(Σ g²) with Σ g² exact (square_sum.hpp), so any sharded computation of the same values gives the
+// same bits.
 double global_grad_norm(std::span<const float> grads);
 // The factor torch.nn.utils.clip_grad_norm_ scales gradients by: max_norm / (norm + 1e-6) when that is below
 // 1, else 1 (also when max_norm <= 0: no clipping).

@@ -6,16 +6,19 @@
 // each in its own set of activation buffers.
 //
 // Exactness: a stage computes its layers exactly as the 1-rank decoder does, accumulates each
-// microbatch's gradient in the same TreeSum order, and the global gradient norm is assembled from the
-// same 4096-element block sums (a block that straddles two stages is summed by the earlier one from the
-// later one's first elements); clipping and AdamW are elementwise. So every stage's weights equal the
+// microbatch's gradient in the same TreeSum order, and the global gradient norm is an exact sum of
+// squares (square_sum.hpp) that each rank adds over the values it owns; clipping and AdamW are elementwise. So every stage's weights equal the
 // 1-rank Trainer's, bit for bit, and so do the losses (MoE routing statistics travel with the activations
 // and are combined in layer order).
 //
 // With data parallelism (pp × dp), each dp replica runs the pipeline over its block of the step's
 // microbatches; each stage's gradient is then summed over its dp group in the same tree order
 // (data_parallel_reducer.hpp), the per-microbatch losses are gathered and added in microbatch order, and
-// ZeRO-1 shards the stage's optimizer state over dp (updated shards all-gathered). Still bit for bit.
+// ZeRO-1 shards the stage's optimizer state over dp (each rank reduces only its chunk of the gradient; the
+// updated chunks are all-gathered). Still bit for bit.
+//
+// The same trainer runs tensor and expert parallelism (and sequence parallelism) inside each stage, with
+// pp = 1 meaning one stage: docs/parallelism.md. Those layouts equal the 1-rank run up to rounding.
 
 #include <memory>
 #include <string>

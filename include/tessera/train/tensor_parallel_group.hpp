@@ -39,11 +39,10 @@ class TensorParallelGroup final : public model::TensorParallel {
 void reduce_partial_gradients(model::ParameterStore& store, const ModelConfig& model, TensorParallelGroup& tp,
                               bool sequence_parallel);
 
-// Σ g² over the store's tensors, each element of the whole model counted once within the tp group: tensors
-// every tp rank holds whole are counted by tp rank 0, kv tensors shared by several ranks by the first of
-// them. Non-expert tensors first, expert tensors second (expert parallelism adds those over its group).
-std::array<double, 2> owned_square_sums(const model::ParameterStore& store, const ModelConfig& model, int tp_rank,
-                                        int tp_size);
+// Whether tp rank `tp_rank` counts `spec`'s values in the gradient norm, so that each value of the whole
+// model is counted once in the group: tensors every tp rank holds whole by tp rank 0, kv tensors shared by
+// several ranks by the first of them, shards by their holder.
+bool counts_for_norm(const model::ParameterSpec& spec, const ModelConfig& model, int tp_rank, int tp_size);
 
 // The store's tensors (or their gradients) whole, in its tensor order: the 1-rank flat layout of the same
 // tensors. Collective over the group.

@@ -31,7 +31,8 @@ class TreeSum {
 };
 
 // Squared L2 norm as sums of fixed 4096-element blocks (each in double, in order): a buffer split into
-// block-aligned shards gives the same per-block values on every rank, so the total is layout-independent.
+// block-aligned shards gives the same per-block values on every rank. The GPU trainer's norm; the CPU
+// trainers sum squares exactly instead (square_sum.hpp), which needs no alignment at all.
 inline constexpr size_t kNormBlock = 4096;
 std::vector<double> block_square_sums(std::span<const float> values);
 double sum_in_order(std::span<const double> values);
