@@ -152,31 +152,29 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
 
   // Checkpoints (CPU trainers): resume from the newest valid one, save every checkpoint.interval steps, at
   // the end, and when a preemption signal arrives (then exit kPreemptedExitCode).
-  const std::optional<train::CheckpointView> view =
-      gpu || model_parallel ? std::nullopt
+  // Under tensor or expert parallelism the view is of the whole stage, gathered when it is taken: it is
+  // taken again before each save (`current_view`).
+  std::optional<train::CheckpointView> view =
+      gpu ? std::nullopt
           : std::optional<train::CheckpointView>(pipeline ? pipeline->checkpoint_view()
                                                  : parallel ? parallel->checkpoint_view()
                                                             : single->checkpoint_view());
+  auto current_view = [&]() -> const train::CheckpointView& {
+    if (model_parallel) view = pipeline->checkpoint_view();
+    return *view;
+  };
   TESSERA_CHECK(!gpu || config.model.init_from.empty(),
                 "model.init_from: starting a train.device: cuda run from a Hugging Face model is not built yet");
   TESSERA_CHECK(!gpu || config.checkpoint.interval == 0,
                 "checkpoint.interval {}: checkpoints of train.device: cuda runs are not built yet", config.checkpoint.interval);
   if (gpu) log->warn("train.device: cuda: this run saves no checkpoints (not built for the GPU trainer yet)");
-  TESSERA_CHECK(!model_parallel || (config.checkpoint.interval == 0 && m.init_from.empty()),
-                "parallel.tp = {}, ep = {}: checkpoints and model.init_from of tensor- or expert-parallel layouts are "
-                "not built yet (their tensors need gathering into the layout-independent format); set "
-                "checkpoint.interval: 0 and no init_from, or train with tp = ep = 1",
-                config.parallel.tp, config.parallel.ep);
-  if (model_parallel)
-    log->warn("parallel.tp = {}, ep = {}: this run saves no checkpoints and ignores preemption signals (tensor- and "
-              "expert-parallel checkpoints are not built yet)",
-              config.parallel.tp, config.parallel.ep);
   int64_t first_step = 1;
   if (view) {
     const std::string found = train::find_checkpoint(MPI_COMM_WORLD, train::checkpoint_directory(config), config,
                                                      [&](const std::string& w) { log->warn("{}", w); });
     if (!found.empty()) {
       const train::Resumed r = train::load_checkpoint(found, config, *view);
+      if (model_parallel) pipeline->checkpoint_loaded(true);
       if (loader) {
         TESSERA_CHECK(r.loader.has_value(), "{}: the checkpoint has no data-loader state, but data.paths is set", found);
         loader->restore(*r.loader);
@@ -187,6 +185,7 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
     } else if (!m.init_from.empty()) {
       const std::vector<model::ParameterSpec> all = model::parameter_specs(m);
       io::load_hf_weights(m.init_from, *view->store, &all);
+      if (model_parallel) pipeline->checkpoint_loaded(false);
       log->info("initialised from the Hugging Face model {}", m.init_from);
     }
     train::install_preemption_handlers();
@@ -248,12 +247,12 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
     if (config.checkpoint.async && async_saver.ready()) committed(*async_saver.finish());
     if (stop || step == config.train.steps) {
       if (const auto s = async_saver.finish()) committed(*s);  // an older save still in flight goes first
-      train::save_checkpoint(MPI_COMM_WORLD, config, step, *view, loader_state);
+      train::save_checkpoint(MPI_COMM_WORLD, config, step, current_view(), loader_state);
       log->info("checkpoint saved: {}/step-{:08d}", train::checkpoint_directory(config), step);
     } else if (interval && config.checkpoint.async) {
-      async_saver.start(config, step, *view, loader_state);
+      async_saver.start(config, step, current_view(), loader_state);
     } else if (interval) {
-      train::save_checkpoint(MPI_COMM_WORLD, config, step, *view, loader_state);
+      train::save_checkpoint(MPI_COMM_WORLD, config, step, current_view(), loader_state);
       log->info("checkpoint saved: {}/step-{:08d}", train::checkpoint_directory(config), step);
     }
     if (stop && step < config.train.steps) {  // after the last step the run is simply done

@@ -143,6 +143,10 @@ struct PipelineTrainer::Impl {
   AdamW optimizer;  // the stage's whole buffer, or (ZeRO-1) this dp rank's chunk of its dense part
   std::unique_ptr<DataParallelReducer> expert_reducer;  // edp > 1: expert gradients over edp
   std::unique_ptr<AdamW> expert_optimizer;
+  // Tensor/expert-parallel checkpoints: the stage's tensors whole (every expert, no shards) with whole
+  // optimizer state, the layout-independent form the checkpoint format stores.
+  std::unique_ptr<model::ParameterStore> whole_store;
+  std::unique_ptr<AdamW> whole_optimizer;
   TreeSum accumulator;
   std::vector<float> partial;
   std::vector<float> updated_chunk;  // ZeRO-1: this rank's updated weights, reused every step
@@ -405,6 +409,125 @@ struct PipelineTrainer::Impl {
     return stats;
   }
 
+  bool stage_root() const {
+    return (!tp || tp->rank() == 0) && (!dp || dp->rank() == 0);
+  }
+
+  // The whole stage: specs in the model's order, every expert, no shards.
+  std::vector<model::ParameterSpec> whole_stage_specs() const {
+    auto all = model::parameter_specs(config.model);
+    return {all.begin() + static_cast<std::ptrdiff_t>(spans[stage].first_tensor),
+            all.begin() + static_cast<std::ptrdiff_t>(spans[stage].end_tensor)};
+  }
+
+  // This rank's optimizer moments laid out like its store: ZeRO-1 chunks gathered over dp (dense) and
+  // edp (experts). Collective over those groups.
+  std::array<std::vector<float>, 2> local_moments() {
+    const size_t n = store.values().size();
+    std::array<std::vector<float>, 2> out = {std::vector<float>(n, 0.0f), std::vector<float>(n, 0.0f)};
+    auto place = [&](const AdamW& opt, DataParallelReducer* r, size_t base, size_t length) {
+      const std::array<std::span<const float>, 2> moments = {opt.exp_avg(), opt.exp_avg_sq()};
+      for (size_t k = 0; k < 2; ++k) {
+        if (r == nullptr || config.parallel.zero_stage == 0) {
+          std::copy(moments[k].begin(), moments[k].end(), out[k].begin() + static_cast<std::ptrdiff_t>(opt.begin()));
+          continue;
+        }
+        updated_chunk.assign(r->chunk_size(), 0.0f);
+        std::copy(moments[k].begin(), moments[k].end(), updated_chunk.begin());
+        const std::span<const float> whole = r->all_gather(updated_chunk);
+        std::copy_n(whole.begin(), length, out[k].begin() + static_cast<std::ptrdiff_t>(base));
+      }
+    };
+    place(optimizer, reducer.get(), 0, dense);
+    if (expert_optimizer) place(*expert_optimizer, expert_reducer.get(), dense, n - dense);
+    return out;
+  }
+
+  // Fills whole_store / whole_optimizer on every rank of the stage from the ranks' shards and experts.
+  // Collective over tp, dp, edp and ep.
+  void gather_whole_stage() {
+    const std::vector<model::ParameterSpec> specs = whole_stage_specs();
+    whole_store = std::make_unique<model::ParameterStore>(specs, false);
+    whole_optimizer = std::make_unique<AdamW>(config.optim, *whole_store);
+    std::array<std::vector<float>, 2> moments = local_moments();
+    // Each of values, exp_avg, exp_avg_sq: this rank's tensors whole (tp gathered), in its store's order.
+    std::array<std::vector<float>, 3> mine;
+    const std::array<std::span<const float>, 3> sources = {store.values(), moments[0], moments[1]};
+    for (size_t k = 0; k < 3; ++k)
+      mine[k] = tp ? gather_whole(store, config.model, *tp, sources[k])
+                   : std::vector<float>(sources[k].begin(), sources[k].end());
+    // Under ep every rank's experts (equal counts and shapes) gathered over the ep group; rank r's tensors
+    // are expert_parallel_specs(..., r, ep): its dense ones, then its experts.
+    const int ranks = ep ? ep->size() : 1;
+    std::vector<std::vector<model::ParameterSpec>> held(static_cast<size_t>(ranks));
+    for (int r = 0; r < ranks; ++r) held[r] = model::expert_parallel_specs(specs, config.model, r, ranks);
+    size_t dense_whole = 0;
+    for (const auto& s : held[0])
+      if (!s.is_expert()) dense_whole += static_cast<size_t>(s.numel());
+    std::array<std::vector<float>, 3> all;
+    for (size_t k = 0; k < 3; ++k) {
+      if (!ep) {
+        all[k] = std::move(mine[k]);
+        continue;
+      }
+      const size_t experts = mine[k].size() - dense_whole;
+      std::vector<float> gathered(experts * static_cast<size_t>(ranks));
+      ep->communicator().all_gather(std::span<const float>(mine[k]).subspan(dense_whole), gathered)->wait();
+      all[k].assign(mine[k].begin(), mine[k].begin() + static_cast<std::ptrdiff_t>(dense_whole));
+      all[k].insert(all[k].end(), gathered.begin(), gathered.end());
+    }
+    // Place by name: dense tensors from this rank's part, then each ep rank's experts in turn.
+    std::vector<const model::ParameterSpec*> order;
+    for (const auto& s : held[0])
+      if (ranks == 1 || !s.is_expert()) order.push_back(&s);
+    for (int r = 0; r < ranks && ranks > 1; ++r)
+      for (const auto& s : held[r])
+        if (s.is_expert()) order.push_back(&s);
+    std::array<std::vector<float>, 2> whole_moments = {std::vector<float>(whole_store->values().size()),
+                                                        std::vector<float>(whole_store->values().size())};
+    size_t at = 0;
+    for (const model::ParameterSpec* s : order) {
+      const size_t j = *whole_store->find(s->hf_name), n = whole_store->numel(j);
+      std::copy_n(all[0].begin() + static_cast<std::ptrdiff_t>(at), n, whole_store->value(j).begin());
+      for (size_t k = 0; k < 2; ++k)
+        std::copy_n(all[k + 1].begin() + static_cast<std::ptrdiff_t>(at), n,
+                    whole_moments[k].begin() + static_cast<std::ptrdiff_t>(whole_store->offset(j)));
+      at += n;
+    }
+    TESSERA_CHECK(at == whole_store->values().size(), "stage {}: gathered {} of its {} values", stage, at,
+                  whole_store->values().size());
+    whole_optimizer->restore(optimizer.steps_taken(), [&](std::span<float> m, std::span<float> v) {
+      std::copy(whole_moments[0].begin(), whole_moments[0].end(), m.begin());
+      std::copy(whole_moments[1].begin(), whole_moments[1].end(), v.begin());
+    });
+  }
+
+  // The inverse, with no communication: this rank's shards and experts (and, with `optimizer_state`, its
+  // moments and step count) from whole_store / whole_optimizer.
+  void scatter_whole_stage(bool optimizer_state) {
+    std::array<std::vector<float>, 2> moments = {std::vector<float>(store.values().size()),
+                                                  std::vector<float>(store.values().size())};
+    for (size_t i = 0; i < store.size(); ++i) {
+      const model::ParameterSpec& spec = store.spec(i);
+      const auto j = whole_store->find(spec.hf_name);
+      TESSERA_CHECK(j.has_value(), "the whole stage has no tensor {}", spec.hf_name);
+      model::copy_shard(store.value(i), whole_store->value(*j), spec);
+      const size_t at = whole_store->offset(*j), n = whole_store->numel(*j);
+      for (size_t k = 0; k < 2; ++k) {
+        const std::span<const float> src = (k == 0 ? whole_optimizer->exp_avg() : whole_optimizer->exp_avg_sq()).subspan(at, n);
+        model::copy_shard(std::span<float>(moments[k]).subspan(store.offset(i), store.numel(i)), src, spec);
+      }
+    }
+    if (!optimizer_state) return;
+    for (AdamW* opt : {&optimizer, expert_optimizer.get()}) {
+      if (opt == nullptr) continue;
+      opt->restore(whole_optimizer->steps_taken(), [&](std::span<float> m, std::span<float> v) {
+        std::copy_n(moments[0].begin() + static_cast<std::ptrdiff_t>(opt->begin()), m.size(), m.begin());
+        std::copy_n(moments[1].begin() + static_cast<std::ptrdiff_t>(opt->begin()), v.size(), v.begin());
+      });
+    }
+  }
+
   // The store's gradients [base, base + length) summed over `r`'s group from every rank's `partial`: all
   // of them (ZeRO-0), or under ZeRO-1 only the chunk `opt` updates — no rank needs the rest, and the
   // norm is summed from the chunks.
@@ -440,11 +563,15 @@ PipelineTrainer::~PipelineTrainer() = default;
 StepStats PipelineTrainer::step(const std::vector<model::Batch>& microbatches) { return impl_->step(microbatches); }
 model::ParameterStore& PipelineTrainer::parameters() { return impl_->store; }
 size_t PipelineTrainer::global_offset() const { return impl_->spans[impl_->stage].offset; }
+void PipelineTrainer::checkpoint_loaded(bool optimizer_state) {
+  if (impl_->tp || impl_->ep) impl_->scatter_whole_stage(optimizer_state);
+}
+
 std::vector<std::pair<std::string, std::vector<float>>> PipelineTrainer::whole_tensors(bool grads) {
   const model::ParameterStore& store = impl_->store;
   std::vector<float> flat;
   if (impl_->tp) {
-    flat = gather_whole(store, impl_->config.model, *impl_->tp, grads);
+    flat = gather_whole(store, impl_->config.model, *impl_->tp, grads ? store.grads() : store.values());
   } else {
     const auto v = grads ? store.grads() : store.values();
     flat.assign(v.begin(), v.end());
@@ -461,9 +588,12 @@ std::vector<std::pair<std::string, std::vector<float>>> PipelineTrainer::whole_t
 }
 
 CheckpointView PipelineTrainer::checkpoint_view() {
-  TESSERA_CHECK(!impl_->tp && !impl_->ep,
-                "checkpoints of tensor- or expert-parallel layouts are not built yet (their tensors need gathering "
-                "into the layout-independent format); train with tp = ep = 1 to checkpoint");
+  if (impl_->tp || impl_->ep) {
+    // Shards and expert subsets are gathered into the whole stage; its root writes it like a pp stage.
+    impl_->gather_whole_stage();
+    return {impl_->whole_store.get(), impl_->spans[impl_->stage].offset, impl_->whole_optimizer.get(),
+            impl_->stage_root(), impl_->stage_root(), fmt::format("pp{:02}", impl_->stage)};
+  }
   const int dp_rank = impl_->dp ? impl_->dp->rank() : 0;
   const bool first = dp_rank == 0;
   return {&impl_->store, impl_->spans[impl_->stage].offset, &impl_->optimizer, first,

@@ -76,12 +76,13 @@ bool counts_for_norm(const model::ParameterSpec& spec, const ModelConfig& m, int
 }
 
 std::vector<float> gather_whole(const model::ParameterStore& store, const ModelConfig& m, TensorParallelGroup& tp,
-                                bool grads) {
+                                std::span<const float> values) {
+  TESSERA_CHECK(values.size() == store.values().size(), "{} values to gather for a store of {}", values.size(),
+                store.values().size());
   std::vector<float> out, gathered;
   for (size_t i = 0; i < store.size(); ++i) {
     const model::ParameterSpec& spec = store.spec(i);
-    const std::span<const float> local =
-        grads ? store.grads().subspan(store.offset(i), store.numel(i)) : store.value(i);
+    const std::span<const float> local = values.subspan(store.offset(i), store.numel(i));
     if (!spec.is_sharded()) {
       out.insert(out.end(), local.begin(), local.end());
       continue;

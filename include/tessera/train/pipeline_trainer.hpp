@@ -55,8 +55,13 @@ class PipelineTrainer {
   // This rank's tensors by Hugging Face name, each whole (tensor-parallel shards gathered: collective over
   // tp), or the last step's gradients (after clipping). Under expert parallelism, only this rank's experts.
   std::vector<std::pair<std::string, std::vector<float>>> whole_tensors(bool grads = false);
-  // Each stage's dp rank 0 writes the stage's weights; optimizer state as in DataParallelTrainer.
+  // Each stage's dp rank 0 writes the stage's weights; optimizer state as in DataParallelTrainer. Under
+  // tensor or expert parallelism the view is of the whole stage, gathered now from every rank's shards,
+  // experts and ZeRO chunks (collective over tp, dp and ep: call it at every save, on every rank), and the
+  // stage's tp 0 / dp 0 rank writes it. After loading weights (and optimizer state) into that view, call
+  // checkpoint_loaded() to give each rank its part.
   CheckpointView checkpoint_view();
+  void checkpoint_loaded(bool optimizer_state);
 
  private:
   struct Impl;

@@ -44,9 +44,9 @@ void reduce_partial_gradients(model::ParameterStore& store, const ModelConfig& m
 // several ranks by the first of them, shards by their holder.
 bool counts_for_norm(const model::ParameterSpec& spec, const ModelConfig& model, int tp_rank, int tp_size);
 
-// The store's tensors (or their gradients) whole, in its tensor order: the 1-rank flat layout of the same
-// tensors. Collective over the group.
+// `values` (laid out like the store's values: its weights, gradients or optimizer moments), each tensor
+// whole, in the store's tensor order: the 1-rank flat layout of the same tensors. Collective over the group.
 std::vector<float> gather_whole(const model::ParameterStore& store, const ModelConfig& model, TensorParallelGroup& tp,
-                                bool grads = false);
+                                std::span<const float> values);
 
 }  // namespace tessera::train
