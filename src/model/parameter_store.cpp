@@ -72,40 +72,35 @@ void initialize_parameters(ParameterStore& store, double init_std, uint64_t seed
   }
 }
 
-void copy_shard(std::span<float> shard, std::span<const float> full, const ParameterSpec& spec) {
+namespace {
+
+// Calls run(full_at, shard_at, count) for each contiguous run of `spec`'s part of its whole tensor
+// (row-major): one run for a row split or a whole tensor, one per row for a column split.
+template <class Run>
+void for_each_shard_run(const ParameterSpec& spec, size_t full_size, size_t shard_size, Run&& run) {
   const std::vector<int64_t> shape = spec.full_shape();
   const int64_t rows = shape[0], cols = shape.size() > 1 ? shape[1] : 1;
-  TESSERA_CHECK(static_cast<int64_t>(full.size()) == rows * cols && shard.size() == static_cast<size_t>(spec.numel()),
-                "{}: {} values for a tensor of {}, {} for its shard of {}", spec.hf_name, full.size(), rows * cols,
-                shard.size(), spec.numel());
-  if (!spec.is_sharded()) {
-    std::copy(full.begin(), full.end(), shard.begin());
-    return;
-  }
+  TESSERA_CHECK(static_cast<int64_t>(full_size) == rows * cols && shard_size == static_cast<size_t>(spec.numel()),
+                "{}: {} values for a tensor of {}, {} for its shard of {}", spec.hf_name, full_size, rows * cols,
+                shard_size, spec.numel());
   const Shard& sh = spec.shard;
-  if (sh.dim == 0) {
-    std::copy_n(full.begin() + sh.begin * cols, sh.count * cols, shard.begin());
-    return;
-  }
-  for (int64_t r = 0; r < rows; ++r) std::copy_n(full.begin() + r * cols + sh.begin, sh.count, shard.begin() + r * sh.count);
+  if (!spec.is_sharded()) return run(0, 0, rows * cols);
+  if (sh.dim == 0) return run(sh.begin * cols, 0, sh.count * cols);
+  for (int64_t r = 0; r < rows; ++r) run(r * cols + sh.begin, r * sh.count, sh.count);
+}
+
+}  // namespace
+
+void copy_shard(std::span<float> shard, std::span<const float> full, const ParameterSpec& spec) {
+  for_each_shard_run(spec, full.size(), shard.size(), [&](int64_t full_at, int64_t shard_at, int64_t n) {
+    std::copy_n(full.begin() + full_at, n, shard.begin() + shard_at);
+  });
 }
 
 void place_shard(std::span<float> full, std::span<const float> shard, const ParameterSpec& spec) {
-  const std::vector<int64_t> shape = spec.full_shape();
-  const int64_t rows = shape[0], cols = shape.size() > 1 ? shape[1] : 1;
-  TESSERA_CHECK(static_cast<int64_t>(full.size()) == rows * cols && shard.size() == static_cast<size_t>(spec.numel()),
-                "{}: {} values for a tensor of {}, {} for its shard of {}", spec.hf_name, full.size(), rows * cols,
-                shard.size(), spec.numel());
-  if (!spec.is_sharded()) {
-    std::copy(shard.begin(), shard.end(), full.begin());
-    return;
-  }
-  const Shard& sh = spec.shard;
-  if (sh.dim == 0) {
-    std::copy(shard.begin(), shard.end(), full.begin() + sh.begin * cols);
-    return;
-  }
-  for (int64_t r = 0; r < rows; ++r) std::copy_n(shard.begin() + r * sh.count, sh.count, full.begin() + r * cols + sh.begin);
+  for_each_shard_run(spec, full.size(), shard.size(), [&](int64_t full_at, int64_t shard_at, int64_t n) {
+    std::copy_n(shard.begin() + shard_at, n, full.begin() + full_at);
+  });
 }
 
 }  // namespace tessera::model

@@ -36,4 +36,12 @@ model::Batch synthetic_batch(int64_t vocab_size, int64_t seq_length, int64_t row
   return b;
 }
 
+std::vector<model::Batch> synthetic_microbatches(const Config& config, int64_t step, int64_t first, int64_t count) {
+  std::vector<model::Batch> out;
+  for (int64_t m = first; m < first + count; ++m)
+    out.push_back(synthetic_batch(config.model.vocab_size, config.data.seq_length, config.train.micro_batch_size,
+                                  config.train.seed, step, m));
+  return out;
+}
+
 }  // namespace tessera::train

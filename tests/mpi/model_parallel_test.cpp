@@ -102,10 +102,8 @@ void expect_close_to_one_rank(const std::string& name, int tp, int pp, std::vect
   const auto initial = parallel.whole_tensors();
   const int per_replica = kMicrobatches / dp.size();
   for (int step = 1; step <= kSteps; ++step) {
-    std::vector<model::Batch> all, local;
-    for (int m = 0; m < kMicrobatches; ++m)
-      all.push_back(synthetic_batch(c.model.vocab_size, c.data.seq_length, 1, c.train.seed, step, m));
-    for (int m = dp.rank() * per_replica; m < (dp.rank() + 1) * per_replica; ++m) local.push_back(all[m]);
+    const auto all = synthetic_microbatches(c, step, 0, kMicrobatches);
+    const auto local = synthetic_microbatches(c, step, dp.rank() * per_replica, per_replica);
     const StepStats want = reference.step(all);
     const StepStats got = parallel.step(local);
     EXPECT_NEAR(got.loss, want.loss, kTolerance * std::abs(want.loss)) << "step " << step;
@@ -191,12 +189,7 @@ void checkpoint_round_trip(const std::string& name, int tp, int pp, std::vector<
                                              &comms.get(dist::Group::ep), &comms.get(dist::Group::edp));
   };
   const int per_replica = kMicrobatches / dp.size();
-  auto local = [&](int step) {
-    std::vector<model::Batch> mine;
-    for (int m = dp.rank() * per_replica; m < (dp.rank() + 1) * per_replica; ++m)
-      mine.push_back(synthetic_batch(c.model.vocab_size, c.data.seq_length, 1, c.train.seed, step, m));
-    return mine;
-  };
+  auto local = [&](int step) { return synthetic_microbatches(c, step, dp.rank() * per_replica, per_replica); };
   auto uninterrupted = make();
   for (int step = 1; step <= 4; ++step) uninterrupted->step(local(step));
   save_checkpoint(MPI_COMM_WORLD, c, 4, uninterrupted->checkpoint_view(), std::nullopt);

@@ -56,10 +56,8 @@ void expect_same_as_one_rank(const std::string& name, int pp, std::vector<std::s
   Trainer reference(one);
   const int per_replica = kMicrobatches / dp.size();
   for (int step = 1; step <= kSteps; ++step) {
-    std::vector<model::Batch> all, local;
-    for (int m = 0; m < kMicrobatches; ++m)
-      all.push_back(synthetic_batch(c.model.vocab_size, c.data.seq_length, 1, c.train.seed, step, m));
-    for (int m = dp.rank() * per_replica; m < (dp.rank() + 1) * per_replica; ++m) local.push_back(all[m]);
+    const auto all = synthetic_microbatches(c, step, 0, kMicrobatches);
+    const auto local = synthetic_microbatches(c, step, dp.rank() * per_replica, per_replica);
     const StepStats want = reference.step(all);
     const StepStats got = pipeline.step(local);
     EXPECT_EQ(got.loss, want.loss) << "step " << step;
