@@ -75,9 +75,6 @@ const Config& checked(const Config& c, const dist::Communicator& pp, const dist:
   TESSERA_CHECK(p.ep == (ep ? ep->size() : 1), "parallel.ep = {} but the expert-parallel group has {} ranks", p.ep,
                 ep ? ep->size() : 1);
   model::check_expert_parallel(c.model, p.ep);
-  TESSERA_CHECK(p.ep == 1 || (edp ? edp->size() : 1) * p.ep == (dp ? dp->size() : 1),
-                "the expert data-parallel group has {} ranks, expected dp / ep = {}", edp ? edp->size() : 1,
-                (dp ? dp->size() : 1) / p.ep);
   if (p.ep > 1) {
     TESSERA_CHECK(p.etp == 0 || p.etp == p.tp,
                   "parallel.etp = {}: experts split over a tensor-parallel degree other than tp ({}) is not built yet",
@@ -86,6 +83,9 @@ const Config& checked(const Config& c, const dist::Communicator& pp, const dist:
                   "parallel.ep = {} with dp = {}: the experts' ranks are data-parallel replicas (MoE folding with "
                   "etp = tp), so ep must divide dp",
                   p.ep, dp ? dp->size() : 1);
+    TESSERA_CHECK((edp ? edp->size() : 1) * p.ep == (dp ? dp->size() : 1),
+                  "the expert data-parallel group has {} ranks, expected dp / ep = {}", edp ? edp->size() : 1,
+                  (dp ? dp->size() : 1) / p.ep);
   }
 
   TESSERA_CHECK(p.pp == pp.size(), "parallel.pp = {} but the pipeline group has {} ranks", p.pp, pp.size());

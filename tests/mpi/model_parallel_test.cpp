@@ -252,5 +252,39 @@ TEST(TensorParallel, RefusesWhatDoesNotDivide) {
   EXPECT_NE(heads.find("4 attention heads"), std::string::npos) << heads;
 }
 
+TEST(ExpertParallel, RefusesWhatItCannotSplit) {
+  const ModelConfig dense = tiny("tiny-dense", 1, 1).model;
+  const std::string no_experts = tessera::testing::error_of([&] { model::check_expert_parallel(dense, 2); });
+  EXPECT_NE(no_experts.find("has no experts"), std::string::npos) << no_experts;
+  const ModelConfig moe = tiny("tiny-moe", 1, 1).model;
+  const std::string uneven = tessera::testing::error_of([&] { model::check_expert_parallel(moe, 3); });
+  EXPECT_NE(uneven.find("does not divide the 8 experts"), std::string::npos) << uneven;
+}
+
+// The trainer's refusals name the setting: experts split over a tp other than tp, and a microbatch whose
+// tokens sequence parallelism cannot split evenly.
+TEST(ModelParallel, RefusesLayoutsItDoesNotRun) {
+  const World w;
+  auto trainer_error = [&](const Config& c) {
+    const dist::Topology topology = dist::Topology::build(w.size, dist::parallel_sizes(c.parallel));
+    const dist::ProcessGroups groups(MPI_COMM_WORLD, topology);
+    dist::Communicators comms(groups, topology, w.rank, {.timeout_seconds = 60});
+    return tessera::testing::error_of([&] {
+      PipelineTrainer t(c, comms.get(dist::Group::pp), &comms.get(dist::Group::dp), &comms.get(dist::Group::tp),
+                        &comms.get(dist::Group::ep), &comms.get(dist::Group::edp));
+      t.step(synthetic_microbatches(c, 1, 0, microbatches_per_step(c.train) / comms.get(dist::Group::dp).size()));
+    });
+  };
+  if (w.size == 4) {
+    const std::string etp = trainer_error(tiny("tiny-moe", 2, 1, {"parallel.ep=2", "parallel.etp=1"}));
+    EXPECT_NE(etp.find("parallel.etp = 1"), std::string::npos) << etp;
+  }
+  if (w.size == 2) {
+    const std::string odd = trainer_error(
+        tiny("tiny-dense", 2, 1, {"parallel.sequence_parallel=true", "data.seq_length=33", "train.micro_batch_size=1"}));
+    EXPECT_NE(odd.find("does not divide them"), std::string::npos) << odd;
+  }
+}
+
 }  // namespace
 }  // namespace tessera::train
