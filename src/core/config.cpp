@@ -175,6 +175,14 @@ void validate(const Loader& loader) {
     if (total != m.num_layers)
       fail_at("parallel.pipeline_layers", fmt::format("sums to {} layers but num_layers = {}", total, m.num_layers));
   }
+  if (p.virtual_stages > 1) {
+    if (p.pp == 1) fail_at("parallel.virtual_stages", fmt::format("{} needs pp > 1", p.virtual_stages));
+    if (!p.pipeline_layers.empty())
+      fail_at("parallel.virtual_stages", "interleaved stages split the layers evenly; leave pipeline_layers empty");
+    if (static_cast<int64_t>(p.pp) * p.virtual_stages > m.num_layers)
+      fail_at("parallel.virtual_stages", fmt::format("pp × virtual_stages = {} chunks but only {} layers",
+                                                      p.pp * p.virtual_stages, m.num_layers));
+  }
   if (p.ep > 1 && !m.is_moe()) fail_at("parallel.ep", fmt::format("{} needs an MoE model", p.ep));
   if (m.is_moe() && m.num_experts % p.ep != 0)
     fail_at("parallel.ep", fmt::format("{} does not divide num_experts = {}", p.ep, m.num_experts));

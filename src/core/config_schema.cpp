@@ -313,6 +313,10 @@ std::vector<Field> bind_fields(Config& c) {
               "Shard norms and dropout activations along the sequence over the TP group.");
     s.positive_int_list("pipeline_layers", p.pipeline_layers,
                         "Decoder layers per pipeline stage; empty splits them evenly.");
+    s.integer("virtual_stages", p.virtual_stages, 1,
+              "Model chunks per pipeline stage: > 1 runs Megatron's interleaved 1F1B, stage s holding chunks s, "
+              "s + pp, … of the layers split evenly into pp × virtual_stages.",
+              1024);
     s.integer("zero_stage", p.zero_stage, 0, "ZeRO stage: 0 replicated, 1 shards optimizer state, 2 also gradients.", 2);
   }
   {

@@ -57,10 +57,18 @@ std::string count_text(int64_t n) {
 
 }  // namespace
 
-std::vector<int> layers_per_stage(const ModelConfig& model, const ParallelConfig& parallel) {
+std::vector<int> layers_per_virtual_stage(const ModelConfig& model, const ParallelConfig& parallel) {
   if (!parallel.pipeline_layers.empty()) return parallel.pipeline_layers;
-  std::vector<int> layers(parallel.pp, model.num_layers / parallel.pp);
-  for (int s = 0; s < model.num_layers % parallel.pp; ++s) ++layers[s];
+  const int chunks = parallel.pp * parallel.virtual_stages;
+  std::vector<int> layers(chunks, model.num_layers / chunks);
+  for (int s = 0; s < model.num_layers % chunks; ++s) ++layers[s];
+  return layers;
+}
+
+std::vector<int> layers_per_stage(const ModelConfig& model, const ParallelConfig& parallel) {
+  const std::vector<int> chunks = layers_per_virtual_stage(model, parallel);
+  std::vector<int> layers(parallel.pp, 0);
+  for (size_t c = 0; c < chunks.size(); ++c) layers[c % static_cast<size_t>(parallel.pp)] += chunks[c];
   return layers;
 }
 

@@ -126,15 +126,25 @@ json write_files(const Config& config, int64_t step, const CheckpointView& view)
     part["files"][file] = file_sha256((tmp / file).string());
   }
   if (view.writes_optimizer) {
+    // One file per run of the store the optimizer's range overlaps (one, unless the store holds several
+    // runs of the model), each a contiguous range of the whole model's flat layout.
     const AdamW& opt = *view.optimizer;
-    const std::string file = "optim-" + view.name + ".safetensors";
-    const size_t begin = view.offset + opt.begin(), end = view.offset + opt.end();
-    const auto n = static_cast<int64_t>(end - begin);
-    io::write_safetensors((tmp / file).string(),
-                          {io::tensor_view_f32("exp_avg", {n}, opt.exp_avg()), io::tensor_view_f32("exp_avg_sq", {n}, opt.exp_avg_sq())},
-                          {{"format", kFormat}, {"begin", std::to_string(begin)}, {"end", std::to_string(end)}});
-    part["optimizer"].push_back({{"file", file}, {"begin", begin}, {"end", end}});
-    part["files"][file] = file_sha256((tmp / file).string());
+    const std::vector<CheckpointView::Run> runs = view.store_runs();
+    for (size_t k = 0; k < runs.size(); ++k) {
+      const CheckpointView::Run& r = runs[k];
+      const size_t lo = std::max(opt.begin(), r.local), hi = std::min(opt.end(), r.local + r.length);
+      if (lo >= hi && !(runs.size() == 1 && lo == hi)) continue;
+      const std::string file =
+          "optim-" + view.name + (runs.size() == 1 ? "" : fmt::format("-{}", k)) + ".safetensors";
+      const size_t begin = r.global + (lo - r.local), end = begin + (hi - lo);
+      const auto n = static_cast<int64_t>(end - begin);
+      io::write_safetensors((tmp / file).string(),
+                            {io::tensor_view_f32("exp_avg", {n}, opt.exp_avg().subspan(lo - opt.begin(), hi - lo)),
+                             io::tensor_view_f32("exp_avg_sq", {n}, opt.exp_avg_sq().subspan(lo - opt.begin(), hi - lo))},
+                            {{"format", kFormat}, {"begin", std::to_string(begin)}, {"end", std::to_string(end)}});
+      part["optimizer"].push_back({{"file", file}, {"begin", begin}, {"end", end}});
+      part["files"][file] = file_sha256((tmp / file).string());
+    }
   }
   return part;
 }
@@ -322,27 +332,34 @@ Resumed load_checkpoint(const std::string& path, const Config& config, const Che
   };
 
   AdamW& opt = *view.optimizer;
-  const size_t begin = view.offset + opt.begin(), end = view.offset + opt.end();
-  size_t covered = 0;
+  size_t covered = 0, needed = 0;
   opt.restore(m.at("adam_steps").get<int64_t>(), [&](std::span<float> m1, std::span<float> m2) {
-    for (const auto& o : m.at("optimizer")) {
-      const auto b = o.at("begin").get<size_t>(), e = o.at("end").get<size_t>();
-      const size_t lo = std::max(b, begin), hi = std::min(e, end);
-      if (lo >= hi) continue;
-      const io::SafetensorsFile& f = file(o.at("file").get<std::string>());
-      for (const char* name : {"exp_avg", "exp_avg_sq"}) {
-        const io::TensorInfo* info = f.find(name);
-        TESSERA_CHECK(info && info->numel() == static_cast<int64_t>(e - b),
-                      "{}: optimizer range [{}, {}) has no {} of {} values", f.path(), b, e, name, e - b);
+    // Each run of the store the optimizer's range overlaps, from every saved range that overlaps it.
+    for (const CheckpointView::Run& r : view.store_runs()) {
+      const size_t local_lo = std::max(opt.begin(), r.local), local_hi = std::min(opt.end(), r.local + r.length);
+      if (local_lo >= local_hi) continue;
+      const size_t begin = r.global + (local_lo - r.local), end = begin + (local_hi - local_lo);
+      needed += end - begin;
+      for (const auto& o : m.at("optimizer")) {
+        const auto b = o.at("begin").get<size_t>(), e = o.at("end").get<size_t>();
+        const size_t lo = std::max(b, begin), hi = std::min(e, end);
+        if (lo >= hi) continue;
+        const io::SafetensorsFile& f = file(o.at("file").get<std::string>());
+        for (const char* name : {"exp_avg", "exp_avg_sq"}) {
+          const io::TensorInfo* info = f.find(name);
+          TESSERA_CHECK(info && info->numel() == static_cast<int64_t>(e - b),
+                        "{}: optimizer range [{}, {}) has no {} of {} values", f.path(), b, e, name, e - b);
+        }
+        // Only the overlap, read straight into the optimizer's buffers.
+        const size_t into = local_lo - opt.begin() + (lo - begin);
+        f.read_f32_range("exp_avg", lo - b, m1.subspan(into, hi - lo));
+        f.read_f32_range("exp_avg_sq", lo - b, m2.subspan(into, hi - lo));
+        covered += hi - lo;
       }
-      // Only the overlap, read straight into the optimizer's buffers.
-      f.read_f32_range("exp_avg", lo - b, m1.subspan(lo - begin, hi - lo));
-      f.read_f32_range("exp_avg_sq", lo - b, m2.subspan(lo - begin, hi - lo));
-      covered += hi - lo;
     }
   });
-  TESSERA_CHECK(covered == end - begin, "{}: the optimizer state covers {} of the {} values [{}, {}) this rank needs",
-                (dir / "manifest.json").string(), covered, end - begin, begin, end);
+  TESSERA_CHECK(covered == needed, "{}: the optimizer state covers {} of the {} values this rank needs",
+                (dir / "manifest.json").string(), covered, needed);
 
   Resumed r;
   r.step = m.at("step").get<int64_t>();

@@ -57,6 +57,7 @@ struct ParallelConfig {
   std::string order = "tp-cp-ep-dp-pp";
   bool sequence_parallel = false;
   std::vector<int> pipeline_layers;  // empty: layers split evenly over pp stages
+  int virtual_stages = 1;            // model chunks per pipeline stage (interleaved 1F1B when > 1)
   int zero_stage = 1;
 };
 

@@ -51,8 +51,12 @@ struct Plan {
 Plan make_plan(const Config& config, const PlanOptions& options);
 
 // Layer counts per pipeline stage: parallel.pipeline_layers, or an even split whose remainder goes to the
-// earliest stages (the last stage also carries the LM head).
+// earliest stages (the last stage also carries the LM head); with virtual stages, the sum over the stage's
+// chunks.
 std::vector<int> layers_per_stage(const ModelConfig& model, const ParallelConfig& parallel);
+// Decoder layers per virtual stage (pp × virtual_stages of them; virtual stage c·pp + s is chunk c of
+// stage s): pipeline_layers when given, else an even split with the remainder on the first ones.
+std::vector<int> layers_per_virtual_stage(const ModelConfig& model, const ParallelConfig& parallel);
 
 std::string format_plan(const Plan& plan);
 nlohmann::json plan_to_json(const Plan& plan);
