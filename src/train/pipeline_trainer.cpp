@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <numeric>
 
 #include "tessera/core/error.hpp"
@@ -22,17 +23,18 @@ namespace {
 using parallel::ActionKind;
 using parallel::ScheduleKind;
 
-// Where one stage sits: its layers, its contiguous run of the model's tensor list, and that run's start in
-// the whole model's flat parameter layout.
+// Where one virtual stage sits (a stage, without interleaving): its layers, its contiguous run of the
+// model's tensor list, and that run's start in the whole model's flat parameter layout.
 struct StageSpan {
   int first_layer = 0, end_layer = 0;
   size_t first_tensor = 0, end_tensor = 0;
   size_t offset = 0, numel = 0;
 };
 
+// Virtual stage c·pp + s is chunk c of stage s (Megatron's interleaving; pp of them without it).
 std::vector<StageSpan> stage_spans(const Config& c, const std::vector<model::ParameterSpec>& specs) {
-  const std::vector<int> layers = plan::layers_per_stage(c.model, c.parallel);
-  const int pp = c.parallel.pp;
+  const std::vector<int> layers = plan::layers_per_virtual_stage(c.model, c.parallel);
+  const int pp = c.parallel.pp * c.parallel.virtual_stages;
   TESSERA_CHECK(static_cast<int>(layers.size()) == pp, "parallel.pipeline_layers lists {} stages, pp is {}",
                 layers.size(), pp);
   TESSERA_CHECK(std::accumulate(layers.begin(), layers.end(), 0) == c.model.num_layers,
@@ -90,6 +92,10 @@ const Config& checked(const Config& c, const dist::Communicator& pp, const dist:
 
   TESSERA_CHECK(p.pp == pp.size(), "parallel.pp = {} but the pipeline group has {} ranks", p.pp, pp.size());
   TESSERA_CHECK(p.ep == 1 || p.zero_stage <= 1, "parallel.zero_stage {} with ep: use 0 or 1", p.zero_stage);
+  TESSERA_CHECK(p.virtual_stages == 1 || p.ep == 1,
+                "parallel.virtual_stages {} with ep = {}: interleaved stages with expert parallelism are not built "
+                "yet (an ep rank's store puts its experts after every dense tensor, which splits the chunks)",
+                p.virtual_stages, p.ep);
   TESSERA_CHECK(p.tp == (tp ? tp->size() : 1), "parallel.tp = {} but the tensor-parallel group has {} ranks", p.tp,
                 tp ? tp->size() : 1);
   model::check_tensor_parallel(c.model, p.tp);
@@ -133,12 +139,14 @@ struct PipelineTrainer::Impl {
   std::unique_ptr<ExpertParallelGroup> ep;  // ep > 1
   dist::Communicator* edp;                   // replicas holding the same experts (ep > 1, edp > 1)
   int stage, stages;
-  std::vector<StageSpan> spans;
+  int chunks;                     // virtual stages on this rank (1 without interleaving)
+  std::vector<StageSpan> spans;   // per virtual stage c·stages + s
   size_t total_params;
   model::ParameterStore store;
   size_t dense;  // store values [0, dense) are reduced over dp; the rest are this rank's experts
   int64_t E;
-  std::vector<std::unique_ptr<model::Decoder>> slots;  // one per microbatch in flight
+  std::vector<std::pair<size_t, size_t>> chunk_range;  // each chunk's values in the store: [begin, end)
+  std::vector<std::vector<std::unique_ptr<model::Decoder>>> slots;  // per chunk, one per microbatch in flight
   std::unique_ptr<DataParallelReducer> reducer;  // dp > 1
   AdamW optimizer;  // the stage's whole buffer, or (ZeRO-1) this dp rank's chunk of its dense part
   std::unique_ptr<DataParallelReducer> expert_reducer;  // edp > 1: expert gradients over edp
@@ -147,20 +155,36 @@ struct PipelineTrainer::Impl {
   // optimizer state, the layout-independent form the checkpoint format stores.
   std::unique_ptr<model::ParameterStore> whole_store;
   std::unique_ptr<AdamW> whole_optimizer;
-  TreeSum accumulator;
+  // Per chunk: each microbatch's gradient added in microbatch order, as the 1-rank trainer adds them.
+  std::vector<TreeSum> accumulators;
   std::vector<float> partial;
   std::vector<float> updated_chunk;  // ZeRO-1: this rank's updated weights, reused every step
-  std::vector<model::StageInput> inputs;                // per slot: what the previous stage sent
-  std::vector<float> hidden_in_buffer, message;
-  std::vector<std::vector<float>> hidden_in;            // per slot
+  std::vector<std::vector<model::StageInput>> inputs;   // per chunk and slot: what the previous stage sent
+  std::vector<std::vector<std::vector<float>>> hidden_in;
+  std::vector<float> message;
+  // Gradients received for, and computed by, a (chunk, microbatch) until its backward / its send.
+  std::map<std::pair<int, int>, std::vector<float>> gradients_in, gradients_out;
 
+  int virtual_stage(int chunk) const { return chunk * stages + stage; }
+
+  // The whole (unsharded) tensors of this rank's chunks, in the model's order.
+  std::vector<model::ParameterSpec> chunk_tensors() const {
+    const auto all = model::parameter_specs(config.model);
+    std::vector<model::ParameterSpec> out;
+    for (int c = 0; c < chunks; ++c) {
+      const StageSpan& span = spans[static_cast<size_t>(virtual_stage(c))];
+      out.insert(out.end(), all.begin() + static_cast<std::ptrdiff_t>(span.first_tensor),
+                 all.begin() + static_cast<std::ptrdiff_t>(span.end_tensor));
+    }
+    return out;
+  }
   // The stage's tensors as this rank holds them: its experts only (dense tensors first), cut to its
   // tensor-parallel shards.
-  static std::vector<model::ParameterSpec> stage_specs(const Config& c, const StageSpan& span,
-                                                       const dist::Communicator* tp, const dist::Communicator* ep) {
-    auto all = model::parameter_specs(c.model);
-    const std::vector<model::ParameterSpec> stage_tensors(all.begin() + static_cast<std::ptrdiff_t>(span.first_tensor),
-                                                          all.begin() + static_cast<std::ptrdiff_t>(span.end_tensor));
+  std::vector<model::ParameterSpec> stage_specs(const dist::Communicator* tp_comm, const dist::Communicator* ep_comm) const {
+    const Config& c = config;
+    const std::vector<model::ParameterSpec> stage_tensors = chunk_tensors();
+    const dist::Communicator* tp = tp_comm;
+    const dist::Communicator* ep = ep_comm;
     return model::shard_specs(
         model::expert_parallel_specs(stage_tensors, c.model, ep ? ep->rank() : 0, ep ? ep->size() : 1), c.model,
         tp ? tp->rank() : 0, tp ? tp->size() : 1);
@@ -186,9 +210,10 @@ struct PipelineTrainer::Impl {
         dp(dp_comm && dp_comm->size() > 1 ? dp_comm : nullptr),
         tp(tp_comm && tp_comm->size() > 1 ? std::make_unique<TensorParallelGroup>(*tp_comm) : nullptr),
         ep(ep_comm && ep_comm->size() > 1 ? std::make_unique<ExpertParallelGroup>(*ep_comm) : nullptr),
-        edp(ep && edp_comm && edp_comm->size() > 1 ? edp_comm : nullptr), stage(comm.rank()), stages(comm.size()), spans(stage_spans(c, model::parameter_specs(c.model))),
+        edp(ep && edp_comm && edp_comm->size() > 1 ? edp_comm : nullptr), stage(comm.rank()), stages(comm.size()),
+        chunks(c.parallel.virtual_stages), spans(stage_spans(c, model::parameter_specs(c.model))),
         total_params(spans.back().offset + spans.back().numel),
-        store(stage_specs(c, spans[stage], tp ? &tp->communicator() : nullptr, ep_comm && ep ? ep_comm : nullptr)),
+        store(stage_specs(tp ? &tp->communicator() : nullptr, ep_comm && ep ? ep_comm : nullptr)),
         dense(dense_prefix(store, ep != nullptr)), E(c.model.num_experts),
         reducer(dp ? std::make_unique<DataParallelReducer>(*dp, dense) : nullptr),
         optimizer(c.optim, store, reducer && c.parallel.zero_stage == 1 ? std::min(reducer->chunk_begin(), dense) : 0,
@@ -200,23 +225,42 @@ struct PipelineTrainer::Impl {
                              ? std::make_unique<AdamW>(c.optim, store, dense + chunk_start(expert_reducer.get(), store.values().size() - dense),
                                                        dense + chunk_end(expert_reducer.get(), store.values().size() - dense))
                              : nullptr),
-        accumulator(store.values().size()), partial(store.values().size()) {
-    model::initialize_parameters(store, c.model.init_std, c.train.seed, spans[stage].first_tensor);
+        partial(store.values().size()) {
+    model::initialize_parameters(store, c.model.init_std, c.train.seed);
+    // The store holds the chunks' tensors in chunk order (shard_specs keeps the order; no ep reordering).
+    size_t tensor = 0;
+    for (int ch = 0; ch < chunks; ++ch) {
+      const StageSpan& span = spans[static_cast<size_t>(virtual_stage(ch))];
+      const size_t first = tensor;
+      tensor += span.end_tensor - span.first_tensor;
+      chunk_range.emplace_back(chunks == 1 ? 0 : store.offset(first),
+                               chunks == 1 || tensor == store.size() ? store.values().size() : store.offset(tensor));
+      accumulators.emplace_back(chunk_range.back().second - chunk_range.back().first);
+    }
+    slots.resize(static_cast<size_t>(chunks));
+    inputs.resize(static_cast<size_t>(chunks));
+    hidden_in.resize(static_cast<size_t>(chunks));
   }
 
-  model::Decoder& slot(int microbatch, int in_flight) {
+  model::Decoder& slot(int chunk, int microbatch, int in_flight) {
     const auto i = static_cast<size_t>(microbatch % in_flight);
-    while (slots.size() <= i) {
-      const StageSpan& s = spans[stage];
-      slots.push_back(std::make_unique<model::Decoder>(
+    auto& ring = slots[static_cast<size_t>(chunk)];
+    const int vs = virtual_stage(chunk), last = stages * chunks - 1;
+    while (ring.size() <= i) {
+      const StageSpan& s = spans[static_cast<size_t>(vs)];
+      ring.push_back(std::make_unique<model::Decoder>(
           config.model, store, config.train.micro_batch_size * config.data.seq_length, config.data.seq_length,
-          config.train.recompute,
-          model::StageLayers{s.first_layer, s.end_layer, stage == 0, stage == stages - 1}, tp.get(), ep.get(),
-          config.parallel.sequence_parallel));
-      inputs.emplace_back();
-      hidden_in.emplace_back();
+          config.train.recompute, model::StageLayers{s.first_layer, s.end_layer, vs == 0, vs == last}, tp.get(),
+          ep.get(), config.parallel.sequence_parallel));
+      inputs[static_cast<size_t>(chunk)].emplace_back();
+      hidden_in[static_cast<size_t>(chunk)].emplace_back();
     }
-    return *slots[i];
+    return *ring[i];
+  }
+
+  // Message tags name the receiving virtual stage, so both ends compute the same one.
+  int tag(int microbatch, int receiver_virtual_stage, Tag kind) const {
+    return (microbatch * stages * chunks + receiver_virtual_stage) * 2 + kind;
   }
 
   // The token rows a stage passes on: this tp rank's share under sequence parallelism, else all.
@@ -226,24 +270,24 @@ struct PipelineTrainer::Impl {
 
   size_t routing_doubles(int layers) const { return E > 0 ? static_cast<size_t>(layers) * (2 * E + 1) : 0; }
 
-  void send_activation(const model::Decoder& d, int mb, int peer) {
+  void send_activation(const model::Decoder& d, int mb, int chunk, int peer) {
     message.assign(d.hidden_out().begin(), d.hidden_out().end());
     for (const model::LayerRouting& r : d.routing()) {
       append_doubles(message, r.selections);
       append_doubles(message, r.prob_sums);
       append_doubles(message, std::span<const double>(&r.z, 1));
     }
-    pp.send(message, peer, mb * 3 + kActivation)->wait();
+    pp.send(message, peer, tag(mb, virtual_stage(chunk) + 1, kActivation))->wait();
   }
 
-  void recv_activation(const model::Batch& b, int mb, int slot_index, int peer) {
-    const int layers = spans[stage].first_layer;
+  void recv_activation(const model::Batch& b, int mb, int chunk, int slot_index, int peer) {
+    const int layers = spans[static_cast<size_t>(virtual_stage(chunk))].first_layer;
     const size_t hidden = static_cast<size_t>(stage_rows(b) * config.model.hidden_size);
     message.resize(hidden + 2 * routing_doubles(layers));
-    pp.recv(message, peer, mb * 3 + kActivation)->wait();
-    auto& h = hidden_in[static_cast<size_t>(slot_index)];
+    pp.recv(message, peer, tag(mb, virtual_stage(chunk), kActivation))->wait();
+    auto& h = hidden_in[static_cast<size_t>(chunk)][static_cast<size_t>(slot_index)];
     h.assign(message.begin(), message.begin() + static_cast<std::ptrdiff_t>(hidden));
-    model::StageInput& in = inputs[static_cast<size_t>(slot_index)];
+    model::StageInput& in = inputs[static_cast<size_t>(chunk)][static_cast<size_t>(slot_index)];
     in.hidden = h;
     in.routing.assign(E > 0 ? static_cast<size_t>(layers) : 0, {});
     size_t at = hidden;
@@ -256,16 +300,34 @@ struct PipelineTrainer::Impl {
     }
   }
 
-  void send_gradient(const model::Decoder& d, int mb, int peer) {
-    message.assign(d.d_hidden_in().begin(), d.d_hidden_in().end());
-    if (E > 0) append_doubles(message, d.aux_grad());
-    pp.send(message, peer, mb * 3 + kGradient)->wait();
+  // After a (chunk, microbatch)'s backward: the gradient its send_gradient will send (kept apart from the
+  // decoder, whose slot a later microbatch may take first).
+  void keep_gradient(const model::Decoder& d, int mb, int chunk) {
+    std::vector<float>& out = gradients_out[{chunk, mb}];
+    out.assign(d.d_hidden_in().begin(), d.d_hidden_in().end());
+    if (E > 0) append_doubles(out, d.aux_grad());
   }
 
-  model::StageGradient recv_gradient(const model::Batch& b, int mb, int peer, std::vector<float>& buffer) {
+  void send_gradient(int mb, int chunk, int peer) {
+    const auto it = gradients_out.find({chunk, mb});
+    TESSERA_CHECK(it != gradients_out.end(), "stage {}: no gradient of microbatch {} chunk {} to send", stage, mb, chunk);
+    pp.send(it->second, peer, tag(mb, virtual_stage(chunk) - 1, kGradient))->wait();
+    gradients_out.erase(it);
+  }
+
+  void recv_gradient(const model::Batch& b, int mb, int chunk, int peer) {
     const size_t hidden = static_cast<size_t>(stage_rows(b) * config.model.hidden_size);
+    std::vector<float>& buffer = gradients_in[{chunk, mb}];
     buffer.resize(hidden + (E > 0 ? 2 * static_cast<size_t>(E) : 0));
-    pp.recv(buffer, peer, mb * 3 + kGradient)->wait();
+    pp.recv(buffer, peer, tag(mb, virtual_stage(chunk), kGradient))->wait();
+  }
+
+  // The gradient received for (chunk, microbatch), as the decoder's backward takes it.
+  model::StageGradient received_gradient(const model::Batch& b, int mb, int chunk) {
+    const size_t hidden = static_cast<size_t>(stage_rows(b) * config.model.hidden_size);
+    const auto it = gradients_in.find({chunk, mb});
+    TESSERA_CHECK(it != gradients_in.end(), "stage {}: no gradient received for microbatch {} chunk {}", stage, mb, chunk);
+    const std::vector<float>& buffer = it->second;
     model::StageGradient g;
     g.d_hidden = std::span<const float>(buffer).first(hidden);
     if (E > 0) {
@@ -319,21 +381,22 @@ struct PipelineTrainer::Impl {
     const float ce_scale = 1.0f / static_cast<float>(stats.targets);
     const auto aux_scale = static_cast<float>(config.model.router_aux_loss_coef / total_micro);
     const auto z_scale = static_cast<float>(config.model.router_z_loss_coef / total_micro);
-    const int in_flight = parallel::max_in_flight_bound(ScheduleKind::one_f_one_b, stage, stages, M);
+    const ScheduleKind kind = chunks > 1 ? ScheduleKind::interleaved_one_f_one_b : ScheduleKind::one_f_one_b;
+    const int in_flight = parallel::max_in_flight_bound(kind, stage, stages, M, chunks);
+    const int last = stages * chunks - 1;  // the virtual stage with the LM head and loss
     std::vector<double> losses(static_cast<size_t>(3 * M), 0.0);  // ce, aux, z per microbatch (last stage)
-    std::vector<float> grad_buffer;
-    model::StageGradient grad_in;
-    for (const parallel::Action& a : parallel::pipeline_schedule(ScheduleKind::one_f_one_b, stage, stages, M)) {
+    for (const parallel::Action& a : parallel::pipeline_schedule(kind, stage, stages, M, chunks)) {
       const model::Batch& b = mbs[static_cast<size_t>(a.microbatch)];
-      model::Decoder& d = slot(a.microbatch, in_flight);
+      const int vs = virtual_stage(a.chunk), ring = a.microbatch % in_flight;
+      model::Decoder& d = slot(a.chunk, a.microbatch, in_flight);
       switch (a.kind) {
         case ActionKind::recv_activation:
-          recv_activation(b, a.microbatch, a.microbatch % in_flight, a.peer);
+          recv_activation(b, a.microbatch, a.chunk, ring, a.peer);
           break;
         case ActionKind::forward: {
-          const model::ForwardLoss l =
-              d.forward(b, stage == 0 ? model::StageInput{} : inputs[static_cast<size_t>(a.microbatch % in_flight)]);
-          if (stage == stages - 1) {
+          const model::ForwardLoss l = d.forward(
+              b, vs == 0 ? model::StageInput{} : inputs[static_cast<size_t>(a.chunk)][static_cast<size_t>(ring)]);
+          if (vs == last) {
             const auto at = static_cast<size_t>(3 * a.microbatch);
             losses[at] = l.ce_sum, losses[at + 1] = l.aux, losses[at + 2] = l.z;
             add_expert_load(stats.expert_load, l.expert_load);
@@ -341,24 +404,35 @@ struct PipelineTrainer::Impl {
           break;
         }
         case ActionKind::send_activation:
-          send_activation(d, a.microbatch, a.peer);
+          send_activation(d, a.microbatch, a.chunk, a.peer);
           break;
         case ActionKind::recv_gradient:
-          grad_in = recv_gradient(b, a.microbatch, a.peer, grad_buffer);
+          recv_gradient(b, a.microbatch, a.chunk, a.peer);
           break;
-        case ActionKind::backward:
-          store.zero_grads();
-          d.backward(ce_scale, aux_scale, z_scale, stage == stages - 1 ? model::StageGradient{} : grad_in);
-          accumulator.add(store.grads());
+        case ActionKind::backward: {
+          const auto [begin, end] = chunk_range[static_cast<size_t>(a.chunk)];
+          const std::span<float> grads = std::span<float>(store.grads()).subspan(begin, end - begin);
+          std::fill(grads.begin(), grads.end(), 0.0f);
+          d.backward(ce_scale, aux_scale, z_scale,
+                     vs == last ? model::StageGradient{} : received_gradient(b, a.microbatch, a.chunk));
+          gradients_in.erase({a.chunk, a.microbatch});
+          accumulators[static_cast<size_t>(a.chunk)].add(grads);
+          if (vs > 0) keep_gradient(d, a.microbatch, a.chunk);
           break;
+        }
         case ActionKind::send_gradient:
-          send_gradient(d, a.microbatch, a.peer);
+          send_gradient(a.microbatch, a.chunk, a.peer);
           break;
       }
     }
+    // Each chunk's microbatch sum into its part of the stage's gradient.
+    const std::span<float> summed = dp ? std::span<float>(partial) : std::span<float>(store.grads());
+    for (int ch = 0; ch < chunks; ++ch) {
+      const auto [begin, end] = chunk_range[static_cast<size_t>(ch)];
+      accumulators[static_cast<size_t>(ch)].finish(summed.subspan(begin, end - begin));
+    }
     // The stage's gradient: this replica's tree sum, then (dp) the tree over replicas, whole on every rank.
     if (dp) {
-      accumulator.finish(partial);
       reduce_gradients(*reducer, 0, dense, tree_level(M), &optimizer);
       // Expert gradients already hold their ep group's tokens (they came over the ep exchange); replicas
       // holding the same experts add theirs.
@@ -367,8 +441,6 @@ struct PipelineTrainer::Impl {
       else
         std::copy(partial.begin() + static_cast<std::ptrdiff_t>(dense), partial.end(),
                   store.grads().begin() + static_cast<std::ptrdiff_t>(dense));
-    } else {
-      accumulator.finish(store.grads());
     }
     if (tp) reduce_partial_gradients(store, config.model, *tp, config.parallel.sequence_parallel);
 
@@ -414,10 +486,20 @@ struct PipelineTrainer::Impl {
   }
 
   // The whole stage: specs in the model's order, every expert, no shards.
-  std::vector<model::ParameterSpec> whole_stage_specs() const {
-    auto all = model::parameter_specs(config.model);
-    return {all.begin() + static_cast<std::ptrdiff_t>(spans[stage].first_tensor),
-            all.begin() + static_cast<std::ptrdiff_t>(spans[stage].end_tensor)};
+  std::vector<model::ParameterSpec> whole_stage_specs() const { return chunk_tensors(); }
+
+  // Where the chunks of a store holding them in order (unsharded: numel the whole tensors') sit in the
+  // model's flat layout.
+  std::vector<CheckpointView::Run> chunk_runs(bool whole) const {
+    std::vector<CheckpointView::Run> runs;
+    size_t at = 0;
+    for (int ch = 0; ch < chunks; ++ch) {
+      const StageSpan& span = spans[static_cast<size_t>(virtual_stage(ch))];
+      const size_t length = whole ? span.numel : chunk_range[static_cast<size_t>(ch)].second - chunk_range[static_cast<size_t>(ch)].first;
+      runs.push_back({whole ? at : chunk_range[static_cast<size_t>(ch)].first, span.offset, length});
+      at += length;
+    }
+    return runs;
   }
 
   // This rank's optimizer moments laid out like its store: ZeRO-1 chunks gathered over dp (dense) and
@@ -592,13 +674,15 @@ CheckpointView PipelineTrainer::checkpoint_view() {
     // Shards and expert subsets are gathered into the whole stage; its root writes it like a pp stage.
     impl_->gather_whole_stage();
     return {impl_->whole_store.get(), impl_->spans[impl_->stage].offset, impl_->whole_optimizer.get(),
-            impl_->stage_root(), impl_->stage_root(), fmt::format("pp{:02}", impl_->stage)};
+            impl_->stage_root(), impl_->stage_root(), fmt::format("pp{:02}", impl_->stage),
+            impl_->chunks > 1 ? impl_->chunk_runs(true) : std::vector<CheckpointView::Run>{}};
   }
   const int dp_rank = impl_->dp ? impl_->dp->rank() : 0;
   const bool first = dp_rank == 0;
   return {&impl_->store, impl_->spans[impl_->stage].offset, &impl_->optimizer, first,
           first || (impl_->reducer && impl_->config.parallel.zero_stage == 1),
-          fmt::format("pp{:02}-dp{:03}", impl_->stage, dp_rank)};
+          fmt::format("pp{:02}-dp{:03}", impl_->stage, dp_rank),
+          impl_->chunks > 1 ? impl_->chunk_runs(false) : std::vector<CheckpointView::Run>{}};
 }
 
 }  // namespace tessera::train

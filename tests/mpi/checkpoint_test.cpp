@@ -1,7 +1,7 @@
 // Checkpoints resume exactly and load under another layout: a run that trains 4 steps under layout A,
 // saves, and continues for 4 more under layout B (a fresh process state, weights and optimizer loaded from
 // the checkpoint) gives the 1-rank 8-step run's losses, gradient norms and weights bit for bit — for A, B
-// among 1 rank, dp (ZeRO-0/1), pp and pp·dp, dense and MoE. A corrupted newest checkpoint is reported and
+// among 1 rank, dp (ZeRO-0/1), pp, pp·dp and interleaved pp, dense and MoE. A corrupted newest checkpoint is reported and
 // the previous one is used.
 
 #include <gtest/gtest.h>
@@ -31,8 +31,11 @@ constexpr int kMicrobatches = 8;
 struct Layout {
   int pp = 0;  // 0: one process (every rank runs its own 1-rank trainer); else pp × (world / pp) dp
   int zero = 0;
+  int virtual_stages = 1;  // interleaved 1F1B when > 1
   std::string name() const {
-    return pp == 0 ? "1 rank" : "pp" + std::to_string(pp) + " zero" + std::to_string(zero);
+    return pp == 0 ? "1 rank"
+                   : "pp" + std::to_string(pp) + " zero" + std::to_string(zero) +
+                         (virtual_stages > 1 ? " v" + std::to_string(virtual_stages) : "");
   }
 };
 
@@ -51,7 +54,8 @@ Config tiny(const std::string& model, const Layout& l, const std::string& dir) {
   return load_config(std::string(TESSERA_SOURCE_DIR) + "/configs/" + model + ".yaml",
                      {"data.seq_length=32", "train.micro_batch_size=1", "train.global_batch_size=8", "train.steps=8",
                       "optim.warmup_steps=1", "parallel.pp=" + std::to_string(std::max(l.pp, 1)),
-                      "parallel.zero_stage=" + std::to_string(l.zero), "checkpoint.dir=" + dir,
+                      "parallel.zero_stage=" + std::to_string(l.zero),
+                      "parallel.virtual_stages=" + std::to_string(l.virtual_stages), "checkpoint.dir=" + dir,
                       "checkpoint.keep_last=3"});
 }
 
@@ -170,9 +174,11 @@ void resume_matches_uninterrupted(const std::string& model, const Layout& a, con
   }
   const CheckpointView v = second.view();
   const auto mine = v.store->values();
-  const auto ref = reference.parameters().values().subspan(v.offset, mine.size());
   size_t differing = 0;
-  for (size_t i = 0; i < mine.size(); ++i) differing += mine[i] != ref[i] ? 1 : 0;
+  for (const CheckpointView::Run& run : v.store_runs()) {
+    const auto ref = reference.parameters().values().subspan(run.global, run.length);
+    for (size_t i = 0; i < run.length; ++i) differing += mine[run.local + i] != ref[i] ? 1 : 0;
+  }
   EXPECT_EQ(differing, 0u) << "final weights differ from the uninterrupted run";
   MPI_Barrier(MPI_COMM_WORLD);
   if (world_rank() == 0) fs::remove_all(dir);
@@ -191,6 +197,9 @@ TEST(Checkpoint, ResumeUnderAnotherLayout) {
   resume_matches_uninterrupted("tiny-dense", Layout{1, 2}, Layout{2, 1});
   resume_matches_uninterrupted("tiny-moe", Layout{2, 0}, Layout{1, 2});
   if (world_size() == 4) resume_matches_uninterrupted("tiny-dense", Layout{4, 0}, Layout{2, 1});
+  // Interleaved stages write one optimizer file per chunk (each a run of the flat layout).
+  resume_matches_uninterrupted("tiny-moe", Layout{2, 1, 2}, Layout{});
+  resume_matches_uninterrupted("tiny-dense", Layout{1, 1}, Layout{2, 0, 2});
 }
 
 // An async save writes the state of the step it was started at, although training goes on meanwhile.

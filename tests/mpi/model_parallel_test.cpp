@@ -17,7 +17,8 @@
 //
 // Layouts by world size: 2: tp2, ep2. 4: tp4 (kv heads replicated: tiny models have 2), tp2·pp2, tp2·dp2
 // with ZeRO-0 and ZeRO-1, ep2·tp2 (ZeRO-0 and 1), ep2·edp2. 8: tp2·pp2·dp2, ep4·pp2. Sequence parallelism
-// on tp2, tp4, tp2·pp2, tp2·pp2·dp2 and ep2·tp2. Dense and MoE for tp, MoE for ep.
+// on tp2, tp4, tp2·pp2, tp2·pp2·dp2 and ep2·tp2; interleaved stages on tp2·pp2 × 2 chunks. Dense and MoE
+// for tp, MoE for ep.
 
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -138,6 +139,8 @@ TEST(TensorParallel, ReproducesOneRank) {
     }
     if (w.size == 8) expect_close_to_one_rank(name, 2, 2);
   }
+  // With interleaved pipeline stages (2 chunks of one layer per stage).
+  if (w.size == 4) expect_close_to_one_rank("tiny-dense", 2, 2, {"parallel.virtual_stages=2"});
 }
 
 // Sequence parallelism: each tp rank keeps 1/tp of the tokens between the parallel regions.
@@ -238,6 +241,7 @@ TEST(ModelParallelCheckpoint, ResumesExactlyAndLoadsOnOneRank) {
     checkpoint_round_trip("tiny-moe", 2, 1, {"parallel.ep=2"});  // ZeRO-1 chunks over dp
     checkpoint_round_trip("tiny-moe", 1, 1, {"parallel.ep=2"});  // expert chunks over edp
     checkpoint_round_trip("tiny-dense", 4, 1, {"parallel.zero_stage=0"});  // kv heads replicated
+    checkpoint_round_trip("tiny-moe", 2, 2, {"parallel.virtual_stages=2"});  // two runs per stage
   }
   if (w.size == 8) checkpoint_round_trip("tiny-dense", 2, 2);
 }
