@@ -188,6 +188,8 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
       if (model_parallel) pipeline->checkpoint_loaded(false);
       log->info("initialised from the Hugging Face model {}", m.init_from);
     }
+    // A tensor/expert-parallel view holds a copy of the whole stage; it is taken again for each save.
+    if (model_parallel) pipeline->release_checkpoint_view();
     train::install_preemption_handlers();
   }
   if (first_step > config.train.steps) log->info("already trained to step {}: nothing to do", config.train.steps);
@@ -250,11 +252,12 @@ void run_training(const dist::MpiSession& mpi, const Config& config) {
       train::save_checkpoint(MPI_COMM_WORLD, config, step, current_view(), loader_state);
       log->info("checkpoint saved: {}/step-{:08d}", train::checkpoint_directory(config), step);
     } else if (interval && config.checkpoint.async) {
-      async_saver.start(config, step, current_view(), loader_state);
+      async_saver.start(config, step, current_view(), loader_state);  // copies what it writes
     } else if (interval) {
       train::save_checkpoint(MPI_COMM_WORLD, config, step, current_view(), loader_state);
       log->info("checkpoint saved: {}/step-{:08d}", train::checkpoint_directory(config), step);
     }
+    if (model_parallel) pipeline->release_checkpoint_view();
     if (stop && step < config.train.steps) {  // after the last step the run is simply done
       log->warn("{}: checkpoint of step {} committed; exiting with code {} (restart to resume)",
                 train::preemption_requested() ? fmt::format("preemption signal {} received", train::preemption_signal())

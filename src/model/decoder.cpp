@@ -79,7 +79,7 @@ struct Decoder::Impl {
     for (auto& a : acts) a.allocate(dims, max_tokens, max_probs, recompute == Recompute::none || recompute == Recompute::full);
     scratch.allocate(dims, max_tokens, recompute == Recompute::none ? 0 : max_probs);
     if (has_head) {
-      final_ln.resize(N * H);
+      final_ln.resize(static_cast<size_t>(dims.padded_rows(max_tok)) * H);
       final_rstd.resize(N);
       logits.resize(N * static_cast<size_t>(vocab));
       token_losses.resize(N);
@@ -132,10 +132,6 @@ struct Decoder::Impl {
                   b.longest_sample(), max_sample_length);
     batch = &b;
     const int64_t N = b.tokens(), H = dims.H, V = vocab;
-    TESSERA_CHECK(!dims.sp || N % tp->size() == 0,
-                  "sequence parallelism splits a microbatch's {} tokens over tp = {}, which does not divide them (use a "
-                  "seq_length × micro_batch_size divisible by tp)",
-                  N, tp->size());
     const int64_t Nl = dims.rows(N);
     cpu::rope_tables(scratch.rope_cos.data(), scratch.rope_sin.data(), b.position_ids.data(), N, dims.D,
                      dims.rope_theta);

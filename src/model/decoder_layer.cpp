@@ -77,7 +77,8 @@ LayerTensors LayerTensors::bind(ParameterStore& store, const Dims& d, int layer,
 void LayerActivations::allocate(const Dims& d, int64_t N, int64_t max_probs, bool keep_probs) {
   const auto n = static_cast<size_t>(N);
   const auto H = static_cast<size_t>(d.H), QW = static_cast<size_t>(d.Hq * d.D), KW = static_cast<size_t>(d.Hkv * d.D);
-  ln1.resize(n * H);
+  const auto padded = static_cast<size_t>(d.padded_rows(N));  // gathered over tp under sequence parallelism
+  ln1.resize(padded * H);
   rstd1.resize(n);
   q.resize(n * QW);
   k.resize(n * KW);
@@ -91,7 +92,7 @@ void LayerActivations::allocate(const Dims& d, int64_t N, int64_t max_probs, boo
   probs.resize(keep_probs ? static_cast<size_t>(max_probs) : 0);
   attn.resize(n * QW);
   x_mid.resize(n * H);
-  ln2.resize(n * H);
+  ln2.resize(padded * H);
   rstd2.resize(n);
   if (d.moe) {
     const auto E = static_cast<size_t>(d.E), K = static_cast<size_t>(d.K), Fm = static_cast<size_t>(d.Fm);
@@ -119,14 +120,15 @@ void LayerActivations::allocate(const Dims& d, int64_t N, int64_t max_probs, boo
 void LayerScratch::allocate(const Dims& d, int64_t N, int64_t max_probs) {
   const auto n = static_cast<size_t>(N);
   const auto H = static_cast<size_t>(d.H), QW = static_cast<size_t>(d.Hq * d.D), KW = static_cast<size_t>(d.Hkv * d.D);
-  d_ln.resize(n * std::max(H, KW));  // also holds d(k) before the k-norm backward
+  // Also holds d(k) before the k-norm backward; reduce-scattered over tp under sequence parallelism.
+  d_ln.resize(std::max(n * std::max(H, KW), static_cast<size_t>(d.padded_rows(N)) * H));
   d_q.resize(n * QW);
   d_k.resize(n * KW);
   d_v.resize(n * KW);
   d_attn.resize(n * QW);
   if (d.sp) {
-    rows.resize(n * H);
-    local_rows.resize(static_cast<size_t>(d.rows(N)) * H);
+    rows.resize(static_cast<size_t>(d.padded_rows(N)) * H);
+    local_rows.resize(static_cast<size_t>(d.chunk_rows(N)) * H);
   }
   rope_cos.resize(n * static_cast<size_t>(d.D / 2));
   rope_sin.resize(n * static_cast<size_t>(d.D / 2));

@@ -27,6 +27,9 @@ struct Dims {
   TensorParallel* tp = nullptr;  // null: one rank holds the whole layer
   // Sequence parallelism (tp > 1): between the column- and row-parallel regions each rank holds only its
   // rows [first_row(N), first_row(N) + rows(N)) of the token-major activations (norms, residual adds).
+  // Packed rows are not padded, so N need not divide by tp: ranks take chunks of ⌈N/tp⌉ rows in order
+  // (the last ones fewer, possibly none), and the gathered buffers hold tp whole chunks, the rows past N
+  // being padding that no computation reads.
   bool sp = false;
   // Expert parallelism: this rank holds experts [e0, e0 + El) and exchanges routed tokens over `ep`.
   ExpertParallel* ep = nullptr;
@@ -35,8 +38,11 @@ struct Dims {
   static Dims of(const ModelConfig& m, TensorParallel* tp = nullptr, ExpertParallel* ep = nullptr,
                  bool sequence_parallel = false);
 
-  int64_t rows(int64_t N) const { return sp ? N / tp->size() : N; }
-  int64_t first_row(int64_t N) const { return sp ? N / tp->size() * tp->rank() : 0; }
+  int64_t chunk_rows(int64_t N) const { return sp ? (N + tp->size() - 1) / tp->size() : N; }
+  int64_t first_row(int64_t N) const { return sp ? sequence_parallel_first_row(N, tp->rank(), tp->size()) : 0; }
+  int64_t rows(int64_t N) const { return sp ? sequence_parallel_rows(N, tp->rank(), tp->size()) : N; }
+  // Rows a buffer that is gathered or reduce-scattered over tp must hold: tp whole chunks.
+  int64_t padded_rows(int64_t N) const { return sp ? chunk_rows(N) * tp->size() : N; }
 };
 
 // Sums n values over the tensor-parallel group (nothing without one).
@@ -46,18 +52,22 @@ inline void tp_sum(const Dims& d, float* data, int64_t n) {
 
 // A row-parallel output: `partial` [N, H] holds this rank's partial sums; `out` receives the whole sum of
 // this rank's rows — a reduce-scatter under sequence parallelism, else an all-reduce (out may be partial).
+// Under sp `partial` holds padded_rows(N) rows (the padding zeroed here) and `out` chunk_rows(N).
 inline void reduce_rows(const Dims& d, float* partial, float* out, int64_t N) {
   if (!d.sp) {
     tp_sum(d, partial, N * d.H);
     if (out != partial) std::copy_n(partial, N * d.H, out);
     return;
   }
-  d.tp->reduce_scatter({partial, static_cast<size_t>(N * d.H)}, {out, static_cast<size_t>(d.rows(N) * d.H)});
+  std::fill(partial + N * d.H, partial + d.padded_rows(N) * d.H, 0.0f);
+  d.tp->reduce_scatter({partial, static_cast<size_t>(d.padded_rows(N) * d.H)},
+                       {out, static_cast<size_t>(d.chunk_rows(N) * d.H)});
 }
 
-// Sequence parallelism: the whole [N, H] from every rank's rows, this rank's already at its place in `full`.
+// Sequence parallelism: the whole [N, H] from every rank's rows, this rank's already at its place in `full`
+// (which holds padded_rows(N) rows).
 inline void gather_rows(const Dims& d, float* full, int64_t N) {
-  if (d.sp) d.tp->all_gather({full, static_cast<size_t>(N * d.H)});
+  if (d.sp) d.tp->all_gather({full, static_cast<size_t>(d.padded_rows(N) * d.H)});
 }
 
 // Pointers into the ParameterStore for one layer; the same struct holds values (const use) or grads.

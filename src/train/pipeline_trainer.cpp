@@ -164,6 +164,7 @@ struct PipelineTrainer::Impl {
   std::vector<float> message;
   // Gradients received for, and computed by, a (chunk, microbatch) until its backward / its send.
   std::map<std::pair<int, int>, std::vector<float>> gradients_in, gradients_out;
+  bool step_in_progress = false;  // set while step() runs: still set at the next call if it threw
 
   int virtual_stage(int chunk) const { return chunk * stages + stage; }
 
@@ -265,7 +266,8 @@ struct PipelineTrainer::Impl {
 
   // The token rows a stage passes on: this tp rank's share under sequence parallelism, else all.
   int64_t stage_rows(const model::Batch& b) const {
-    return tp && config.parallel.sequence_parallel ? b.tokens() / tp->size() : b.tokens();
+    return tp && config.parallel.sequence_parallel ? model::sequence_parallel_rows(b.tokens(), tp->rank(), tp->size())
+                                                   : b.tokens();
   }
 
   size_t routing_doubles(int layers) const { return E > 0 ? static_cast<size_t>(layers) * (2 * E + 1) : 0; }
@@ -367,6 +369,14 @@ struct PipelineTrainer::Impl {
 
   StepStats step(const std::vector<model::Batch>& mbs) {
     TESSERA_CHECK(!mbs.empty(), "a pipeline step needs at least one microbatch");
+    if (step_in_progress) {
+      // The last step threw part-way: drop its partial gradient sums and unsent messages.
+      for (size_t ch = 0; ch < accumulators.size(); ++ch)
+        accumulators[ch] = TreeSum(chunk_range[ch].second - chunk_range[ch].first);
+      gradients_in.clear();
+      gradients_out.clear();
+    }
+    step_in_progress = true;
     const int M = static_cast<int>(mbs.size());  // this replica's
     const int replicas = dp ? dp->size() : 1;
     StepStats stats;
@@ -478,6 +488,7 @@ struct PipelineTrainer::Impl {
     } else {
       optimizer.step(store, stats.lr);
     }
+    step_in_progress = false;
     return stats;
   }
 
@@ -647,6 +658,11 @@ model::ParameterStore& PipelineTrainer::parameters() { return impl_->store; }
 size_t PipelineTrainer::global_offset() const { return impl_->spans[impl_->stage].offset; }
 void PipelineTrainer::checkpoint_loaded(bool optimizer_state) {
   if (impl_->tp || impl_->ep) impl_->scatter_whole_stage(optimizer_state);
+}
+
+void PipelineTrainer::release_checkpoint_view() {
+  impl_->whole_store.reset();
+  impl_->whole_optimizer.reset();
 }
 
 std::vector<std::pair<std::string, std::vector<float>>> PipelineTrainer::whole_tensors(bool grads) {

@@ -5,9 +5,21 @@
 // Every rank of the group calls the same reductions in the same order with equal lengths, and every rank
 // ends with the same bits.
 
+#include <cstdint>
 #include <span>
 
 namespace tessera::model {
+
+// Sequence parallelism splits a microbatch's N token rows in order into chunks of ⌈N/size⌉ (packed rows are
+// not padded, so N need not divide): rank `rank`'s first row and row count.
+inline int64_t sequence_parallel_first_row(int64_t N, int rank, int size) {
+  const int64_t chunk = (N + size - 1) / size;
+  return chunk * rank < N ? chunk * rank : N;
+}
+inline int64_t sequence_parallel_rows(int64_t N, int rank, int size) {
+  const int64_t chunk = (N + size - 1) / size, first = sequence_parallel_first_row(N, rank, size);
+  return chunk < N - first ? chunk : N - first;
+}
 
 class TensorParallel {
  public:

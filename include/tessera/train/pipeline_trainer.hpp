@@ -62,6 +62,8 @@ class PipelineTrainer {
   // checkpoint_loaded() to give each rank its part.
   CheckpointView checkpoint_view();
   void checkpoint_loaded(bool optimizer_state);
+  // Frees the whole-stage copy a tensor/expert-parallel view holds (the view must not be used after).
+  void release_checkpoint_view();
 
  private:
   struct Impl;
