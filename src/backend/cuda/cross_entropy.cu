@@ -14,31 +14,6 @@ using namespace kernel;
 
 constexpr int kThreads = 512;  // a multiple of 32; rows are long (the vocabulary)
 
-// Block-wide reduction (sum when kMax is false, else max); every thread gets the result. The order depends
-// only on blockDim.x. `shared` holds 32 floats; the leading barrier lets calls reuse it.
-template <bool kMax>
-__device__ float block_reduce(float v, float* shared) {
-  for (int off = 16; off > 0; off >>= 1) {
-    const float o = __shfl_down_sync(0xffffffffu, v, off);
-    v = kMax ? fmaxf(v, o) : v + o;
-  }
-  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  const int warps = static_cast<int>(blockDim.x) >> 5;
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < warps ? shared[lane] : (kMax ? -INFINITY : 0.0f);
-    for (int off = 16; off > 0; off >>= 1) {
-      const float o = __shfl_down_sync(0xffffffffu, v, off);
-      v = kMax ? fmaxf(v, o) : v + o;
-    }
-    if (lane == 0) shared[0] = v;
-  }
-  __syncthreads();
-  return shared[0];
-}
-
 template <class T>
 __global__ void stats_kernel(float* row_max, float* row_sum, float* target_logit, const T* logits,
                              const int32_t* targets, long long N, long long V, long long vocab_start) {

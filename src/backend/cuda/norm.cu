@@ -13,24 +13,6 @@ namespace {
 
 using namespace kernel;
 
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result. The order
-// depends only on blockDim.x. `shared` holds 32 floats; the leading barrier lets calls reuse it.
-__device__ float block_sum(float v, float* shared) {
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  const int warps = static_cast<int>(blockDim.x) >> 5;
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < warps ? shared[lane] : 0.0f;
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-    if (lane == 0) shared[0] = v;
-  }
-  __syncthreads();
-  return shared[0];
-}
-
 // Threads per row: a multiple of 32 covering C up to 256 (small rows such as per-head norms waste no
 // warps); depends only on C, so the reduction order is fixed for a given shape.
 
@@ -53,7 +35,7 @@ __global__ void rmsnorm_forward_kernel(T* out, float* rstd, const TIn* inp, cons
       const float v = to_f(x[c]);
       sum += v * v;
     }
-    sum = block_sum(sum, shared);
+    sum = block_reduce<false>(sum, shared);
     const float s = 1.0f / sqrtf(sum / static_cast<float>(C) + eps);
     if (threadIdx.x == 0) rstd[r] = s;
     for (long long c = threadIdx.x; c < C; c += blockDim.x) y[c] = from_f<T>(to_f(weight[c]) * (to_f(x[c]) * s));
@@ -75,7 +57,7 @@ __global__ void add_rmsnorm_forward_kernel(float* sum_out, T* out, float* rstd, 
       sr[c] = v;
       sq += v * v;
     }
-    sq = block_sum(sq, shared);  // its barriers also order the writes of sr above before the reads below
+    sq = block_reduce<false>(sq, shared);  // its barriers also order the writes of sr above before the reads below
     const float s = 1.0f / sqrtf(sq / static_cast<float>(C) + eps);
     if (threadIdx.x == 0) rstd[r] = s;
     for (long long c = threadIdx.x; c < C; c += blockDim.x) y[c] = from_f<T>(to_f(weight[c]) * (sr[c] * s));
@@ -94,7 +76,7 @@ __global__ void rmsnorm_backward_dinp_kernel(TIn* dinp, bool accumulate, const T
     const float s = rstd[r];
     float dot = 0.0f;
     for (long long c = threadIdx.x; c < C; c += blockDim.x) dot += to_f(weight[c]) * to_f(dy[c]) * to_f(x[c]);
-    dot = block_sum(dot, shared);
+    dot = block_reduce<false>(dot, shared);
     const float k = dot * s * s * s / static_cast<float>(C);
     for (long long c = threadIdx.x; c < C; c += blockDim.x) {
       const float g = s * to_f(weight[c]) * to_f(dy[c]) - k * to_f(x[c]);
