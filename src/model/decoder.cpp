@@ -98,7 +98,7 @@ struct Decoder::Impl {
     LayerActivations& a = acts_of(l);
     detail::attention_forward(dims, weights[l - first], a, input_of(l).data(), *batch, scratch.rope_cos.data(),
                               scratch.rope_sin.data(), scratch.probs.data(), scratch.rows.data());
-    detail::mlp_forward(dims, weights[l - first], a, input_of(l + 1).data(), N, scratch.rows.data());
+    detail::mlp_forward(dims, weights[l - first], a, scratch, input_of(l + 1).data(), N);
     if (dims.moe && record_routing) {
       LayerRouting& r = routing[static_cast<size_t>(l)];
       r.selections.assign(static_cast<size_t>(dims.E), 0.0);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tessera/core/config.hpp"
+#include "tessera/core/error.hpp"
 #include "tessera/model/batch.hpp"
 #include "tessera/model/parameter_store.hpp"
 #include "tessera/model/expert_parallel.hpp"
@@ -51,12 +52,13 @@ inline void tp_sum(const Dims& d, float* data, int64_t n) {
 }
 
 // A row-parallel output: `partial` [N, H] holds this rank's partial sums; `out` receives the whole sum of
-// this rank's rows — a reduce-scatter under sequence parallelism, else an all-reduce (out may be partial).
-// Under sp `partial` holds padded_rows(N) rows (the padding zeroed here) and `out` chunk_rows(N).
+// this rank's rows — a reduce-scatter under sequence parallelism, else an all-reduce in place (callers
+// pass out == partial). Under sp `partial` holds padded_rows(N) rows (the padding zeroed here) and `out`
+// chunk_rows(N).
 inline void reduce_rows(const Dims& d, float* partial, float* out, int64_t N) {
   if (!d.sp) {
+    TESSERA_CHECK(out == partial, "without sequence parallelism a row-parallel output is summed in place");
     tp_sum(d, partial, N * d.H);
-    if (out != partial) std::copy_n(partial, N * d.H, out);
     return;
   }
   std::fill(partial + N * d.H, partial + d.padded_rows(N) * d.H, 0.0f);
@@ -91,23 +93,24 @@ struct LayerActivations {
   std::vector<int32_t> expert_offsets, assign_token;    // [E+1], [N·K] rows grouped by expert, tokens in order
   std::vector<int32_t> expert_fill;                     // [E] counting-sort cursor
   std::vector<float> xe, ge, ue, he, ye;                // MoE per-assignment rows
-  // Expert parallelism: rows sent to / received from each peer, rows per (peer, local expert) received,
+  // Expert parallelism: values sent to / received from each peer, rows per (peer, local expert) received,
   // the received rows regrouped by local expert (ep_offsets over them; ep_order[i] = the received row at
   // expert-major position i), and those rows' expert activations.
-  std::vector<int64_t> ep_send_rows, ep_recv_rows, ep_expert_rows;
+  std::vector<int64_t> ep_send_values, ep_recv_values, ep_expert_rows;
   std::vector<int32_t> ep_offsets, ep_order;
   std::vector<float> xr, gr, ur, hr, yr;
 
   void allocate(const Dims& d, int64_t max_tokens, int64_t max_probs, bool keep_probs);
 };
 
-// Gradient scratch shared by all layers (one layer's backward at a time).
+// Scratch shared by all layers (one layer's forward or backward at a time).
 struct LayerScratch {
   std::vector<float> d_ln, d_q, d_k, d_v, d_attn, d_gate, d_up, d_h, d_router, d_topk;
   std::vector<float> d_xe, d_ge, d_ue, d_he, d_ye, rope_cos, rope_sin, probs;
-  std::vector<float> ep_transfer, d_yr, d_xr;  // expert parallelism: received rows' gradients
-  std::vector<float> rows, local_rows;         // [N, H] and this rank's [N / tp, H]: sequence-parallel transfers
-  std::vector<int64_t> ep_counts;
+  // Expert parallelism: the received rows' expert activation gradients and input/output gradients, and
+  // the rows of an exchange as they travel.
+  std::vector<float> ep_transfer, d_yr, d_xr, ep_rows;
+  std::vector<float> rows, local_rows;  // [N, H] and this rank's [N / tp, H]: sequence-parallel transfers
   void allocate(const Dims& d, int64_t max_tokens, int64_t max_probs);
 };
 
@@ -130,15 +133,15 @@ void attention_backward(const Dims& d, const LayerTensors& w, const LayerTensors
                         LayerScratch& s, float* d_x, const float* x_in, const Batch& batch);
 
 // x_out = x_mid + MLP(RMSNorm(x_mid)) for the dense SwiGLU or the MoE block.
-void mlp_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, float* x_out, int64_t N,
-                 float* rows_scratch);
+void mlp_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, LayerScratch& s, float* x_out,
+                 int64_t N);
 // aux_grad[E] (MoE only): d(aux_scale · aux)/d(router probability of expert e), the same for every token;
 // z_coef: d(z_scale · z)/d(lse_t) = z_coef · lse_t for this layer's tokens.
 void mlp_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,
                   LayerScratch& s, float* d_x, int64_t N, const std::vector<double>& aux_grad, double z_coef);
 
 // The MoE branch on a.ln2: writes the block output to out[N,H]; the backward adds d(ln2) into s.d_ln.
-void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, float* out, int64_t N);
+void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, LayerScratch& s, float* out, int64_t N);
 void moe_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, LayerActivations& a,
                   LayerScratch& s, const float* d_out, int64_t N, const std::vector<double>& aux_grad, double z_coef);
 

@@ -5,17 +5,17 @@
 
 namespace tessera::model::detail {
 
-void mlp_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, float* x_out, int64_t N,
-                 float* rows_scratch) {
+void mlp_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, LayerScratch& s, float* x_out,
+                 int64_t N) {
   const int64_t Nl = d.rows(N);
   // The norm over this rank's rows (all of them without sequence parallelism), then every rank's.
   cpu::rmsnorm_forward(a.ln2.data() + d.first_row(N) * d.H, a.rstd2.data(), a.x_mid.data(), w.post_norm, Nl, d.H,
                        d.eps);
   gather_rows(d, a.ln2.data(), N);
   // Row-parallel down projections (dense or experts) give partial outputs, summed (this rank's rows under sp).
-  float* partial = d.sp ? rows_scratch : x_out;
+  float* partial = d.sp ? s.rows.data() : x_out;
   if (d.moe) {
-    moe_forward(d, w, a, partial, N);
+    moe_forward(d, w, a, s, partial, N);
   } else {
     cpu::linear_forward(a.gate.data(), a.ln2.data(), w.gate, nullptr, N, d.H, d.F);
     cpu::linear_forward(a.up.data(), a.ln2.data(), w.up, nullptr, N, d.H, d.F);

@@ -49,33 +49,33 @@ void experts_backward(const Dims& d, const LayerTensors& w, const LayerTensors& 
 }
 
 // Expert parallelism, the routing plan: how many of this rank's rows (grouped by expert, so each owner's
-// rows are contiguous) go to each rank, how many arrive from each, and the order that regroups the
-// arrivals by local expert — experts in order, each expert's rows by source rank, then in the source's
-// order.
+// rows are contiguous) go to each rank, how many arrive from each (both as values: rows × H, as the
+// exchanges count them), and the order that regroups the arrivals by local expert — experts in order, each
+// expert's rows by source rank, then in the source's order.
 void plan_dispatch(const Dims& d, LayerActivations& a) {
   ExpertParallel& ep = *d.ep;
   const int P = ep.size();
-  const int64_t El = d.El;
+  const int64_t El = d.El, H = d.H;
   const std::vector<int32_t>& offsets = a.expert_offsets;
-  a.ep_send_rows.assign(static_cast<size_t>(P), 0);
   std::vector<int64_t> per_expert(static_cast<size_t>(P * El)), counts(static_cast<size_t>(P), El);
-  for (int p = 0; p < P; ++p) {
-    a.ep_send_rows[p] = offsets[(p + 1) * El] - offsets[p * El];
+  for (int p = 0; p < P; ++p)
     for (int64_t le = 0; le < El; ++le) per_expert[p * El + le] = offsets[p * El + le + 1] - offsets[p * El + le];
-  }
   a.ep_expert_rows.resize(per_expert.size());
   ep.all_to_all_v(per_expert, counts, a.ep_expert_rows, counts);
-  a.ep_recv_rows.assign(static_cast<size_t>(P), 0);
-  for (int p = 0; p < P; ++p)
-    for (int64_t le = 0; le < El; ++le) a.ep_recv_rows[p] += a.ep_expert_rows[p * El + le];
-  int64_t received = 0;
-  for (const int64_t r : a.ep_recv_rows) received += r;
+  a.ep_send_values.assign(static_cast<size_t>(P), 0);
+  a.ep_recv_values.assign(static_cast<size_t>(P), 0);
+  std::vector<int64_t> source_start(static_cast<size_t>(P) + 1, 0);  // first arrived row of each source
+  for (int p = 0; p < P; ++p) {
+    a.ep_send_values[p] = (offsets[(p + 1) * El] - offsets[p * El]) * H;
+    int64_t rows = 0;
+    for (int64_t le = 0; le < El; ++le) rows += a.ep_expert_rows[p * El + le];
+    a.ep_recv_values[p] = rows * H;
+    source_start[p + 1] = source_start[p] + rows;
+  }
 
   // Expert-major order over the arrived (source-major) rows.
   a.ep_offsets.assign(static_cast<size_t>(El + 1), 0);
-  a.ep_order.resize(static_cast<size_t>(received));
-  std::vector<int64_t> source_start(static_cast<size_t>(P), 0);
-  for (int p = 1; p < P; ++p) source_start[p] = source_start[p - 1] + a.ep_recv_rows[p - 1];
+  a.ep_order.resize(static_cast<size_t>(source_start[P]));
   int64_t at = 0;
   for (int64_t le = 0; le < El; ++le) {
     a.ep_offsets[le] = static_cast<int32_t>(at);
@@ -89,41 +89,36 @@ void plan_dispatch(const Dims& d, LayerActivations& a) {
 }
 
 // Sends this rank's rows (H values each, in a.xe's order) to the experts' ranks; `out` receives the rows
-// that arrive here, in expert-major order.
-void send_rows(const Dims& d, const LayerActivations& a, const float* rows, std::vector<float>& out) {
-  ExpertParallel& ep = *d.ep;
-  const int P = ep.size();
-  const int64_t H = d.H;
-  std::vector<int64_t> send(static_cast<size_t>(P)), recv(static_cast<size_t>(P));
+// that arrive here, in expert-major order. `transfer` holds them as they arrive.
+void send_rows(const Dims& d, const LayerActivations& a, const float* rows, std::vector<float>& out,
+               std::vector<float>& transfer) {
+  const int64_t H = d.H, received = static_cast<int64_t>(a.ep_order.size());
   int64_t sent = 0;
-  for (int p = 0; p < P; ++p) send[p] = a.ep_send_rows[p] * H, recv[p] = a.ep_recv_rows[p] * H, sent += send[p];
-  const auto received = static_cast<int64_t>(a.ep_order.size());
-  std::vector<float> arrived(static_cast<size_t>(received * H));
-  ep.all_to_all_v(std::span<const float>(rows, static_cast<size_t>(sent)), send, arrived, recv);
-  out.resize(arrived.size());
+  for (const int64_t n : a.ep_send_values) sent += n;
+  transfer.resize(static_cast<size_t>(received * H));
+  d.ep->all_to_all_v({rows, static_cast<size_t>(sent)}, a.ep_send_values, transfer, a.ep_recv_values);
+  out.resize(transfer.size());
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < received; ++i) std::copy_n(arrived.data() + a.ep_order[i] * H, H, out.data() + i * H);
+  for (int64_t i = 0; i < received; ++i) std::copy_n(transfer.data() + a.ep_order[i] * H, H, out.data() + i * H);
 }
 
 // The reverse trip: rows computed here (expert-major, `rows_here`) go back to their source ranks in the
-// order they were sent, landing in `back` (this rank's own rows, in a.xe's order).
-void return_rows(const Dims& d, const LayerActivations& a, const float* rows_here, float* back) {
-  ExpertParallel& ep = *d.ep;
-  const int P = ep.size();
-  const int64_t H = d.H;
-  const auto received = static_cast<int64_t>(a.ep_order.size());
-  std::vector<float> source_major(static_cast<size_t>(received * H));
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < received; ++i) std::copy_n(rows_here + i * H, H, source_major.data() + a.ep_order[i] * H);
-  std::vector<int64_t> send(static_cast<size_t>(P)), recv(static_cast<size_t>(P));
+// order they were sent, landing in `back` (this rank's own rows, in a.xe's order); `transfer` holds them
+// in source order before they leave.
+void return_rows(const Dims& d, const LayerActivations& a, const float* rows_here, float* back,
+                 std::vector<float>& transfer) {
+  const int64_t H = d.H, received = static_cast<int64_t>(a.ep_order.size());
   int64_t total = 0;
-  for (int p = 0; p < P; ++p) send[p] = a.ep_recv_rows[p] * H, recv[p] = a.ep_send_rows[p] * H, total += recv[p];
-  ep.all_to_all_v(source_major, send, std::span<float>(back, static_cast<size_t>(total)), recv);
+  for (const int64_t n : a.ep_send_values) total += n;
+  transfer.resize(static_cast<size_t>(received * H));
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < received; ++i) std::copy_n(rows_here + i * H, H, transfer.data() + a.ep_order[i] * H);
+  d.ep->all_to_all_v(transfer, a.ep_recv_values, {back, static_cast<size_t>(total)}, a.ep_send_values);
 }
 
 }  // namespace
 
-void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, float* out, int64_t N) {
+void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, LayerScratch& s, float* out, int64_t N) {
   const int64_t E = d.E, K = d.K, H = d.H, Fm = d.Fm;
   float* probs = a.router_probs.data();
   cpu::linear_forward(probs, a.ln2.data(), w.router, nullptr, N, H, E);
@@ -180,14 +175,14 @@ void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, floa
     experts_forward(d, w, offsets.data(), a.xe.data(), a.ge.data(), a.ue.data(), a.he.data(), a.ye.data());
   } else {
     plan_dispatch(d, a);
-    send_rows(d, a, a.xe.data(), a.xr);
+    send_rows(d, a, a.xe.data(), a.xr, s.ep_rows);
     const auto rows = static_cast<int64_t>(a.ep_order.size());
     a.gr.resize(static_cast<size_t>(rows * Fm));
     a.ur.resize(a.gr.size());
     a.hr.resize(a.gr.size());
     a.yr.resize(static_cast<size_t>(rows * H));
     experts_forward(d, w, a.ep_offsets.data(), a.xr.data(), a.gr.data(), a.ur.data(), a.hr.data(), a.yr.data());
-    return_rows(d, a, a.yr.data(), a.ye.data());
+    return_rows(d, a, a.yr.data(), a.ye.data(), s.ep_rows);
   }
 
   // Each token's experts in ascending order (the rows of one expert never share a token, so they never
@@ -230,14 +225,14 @@ void moe_backward(const Dims& d, const LayerTensors& w, const LayerTensors& g, L
                      s.d_ye.data(), s.d_xe.data(), s.d_he.data(), s.d_ge.data(), s.d_ue.data());
   } else {
     // The output gradients travel to the experts' ranks like the tokens did, and d(input) comes back.
-    send_rows(d, a, s.d_ye.data(), s.d_yr);
+    send_rows(d, a, s.d_ye.data(), s.d_yr, s.ep_rows);
     const size_t rows = a.ep_order.size();
     s.d_xr.resize(rows * static_cast<size_t>(H));
     s.ep_transfer.resize(3 * rows * static_cast<size_t>(Fm));
     float* dh = s.ep_transfer.data();
     experts_backward(d, w, g, a.ep_offsets.data(), a.xr.data(), a.gr.data(), a.ur.data(), a.hr.data(), s.d_yr.data(),
                      s.d_xr.data(), dh, dh + rows * Fm, dh + 2 * rows * Fm);
-    return_rows(d, a, s.d_xr.data(), s.d_xe.data());
+    return_rows(d, a, s.d_xr.data(), s.d_xe.data(), s.ep_rows);
   }
   // Back to tokens, summing each token's experts in ascending expert order.
   float* d_ln = s.d_ln.data();

@@ -133,7 +133,7 @@ json write_files(const Config& config, int64_t step, const CheckpointView& view)
     for (size_t k = 0; k < runs.size(); ++k) {
       const CheckpointView::Run& r = runs[k];
       const size_t lo = std::max(opt.begin(), r.local), hi = std::min(opt.end(), r.local + r.length);
-      if (lo >= hi && !(runs.size() == 1 && lo == hi)) continue;
+      if (lo >= hi && runs.size() > 1) continue;  // a lone run writes its (possibly empty) range regardless
       const std::string file =
           "optim-" + view.name + (runs.size() == 1 ? "" : fmt::format("-{}", k)) + ".safetensors";
       const size_t begin = r.global + (lo - r.local), end = begin + (hi - lo);

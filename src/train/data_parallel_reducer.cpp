@@ -59,12 +59,6 @@ SquareSum sum_over(std::initializer_list<dist::Communicator*> groups, const Squa
   return SquareSum::from_wire(wire);
 }
 
-SquareSum sum_over(dist::Communicator& comm, const std::function<void(SquareSum&)>& fill) {
-  SquareSum mine;
-  fill(mine);
-  return sum_over({&comm}, mine);
-}
-
 int tree_level(int64_t k) {
   return std::has_single_bit(static_cast<uint64_t>(k)) ? std::countr_zero(static_cast<uint64_t>(k)) : 0;
 }

@@ -109,7 +109,9 @@ StepStats DataParallelTrainer::step(const std::vector<model::Batch>& local) {
   }
 
   // Global norm: every rank's exact Σ g² over its chunk, added exactly over dp.
-  stats.grad_norm = std::sqrt(sum_over(dp_, [&](SquareSum& s) { s.add(shard_); }).value());
+  SquareSum mine;
+  mine.add(shard_);
+  stats.grad_norm = std::sqrt(sum_over({&dp_}, mine).value());
   TESSERA_CHECK(std::isfinite(stats.grad_norm), "step {}: the gradient norm is not finite (loss {})", stats.step,
                 stats.loss);
   clip_grad_norm(shard_, stats.grad_norm, config_.optim.clip_grad);

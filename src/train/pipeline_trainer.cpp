@@ -181,14 +181,10 @@ struct PipelineTrainer::Impl {
   }
   // The stage's tensors as this rank holds them: its experts only (dense tensors first), cut to its
   // tensor-parallel shards.
-  std::vector<model::ParameterSpec> stage_specs(const dist::Communicator* tp_comm, const dist::Communicator* ep_comm) const {
-    const Config& c = config;
-    const std::vector<model::ParameterSpec> stage_tensors = chunk_tensors();
-    const dist::Communicator* tp = tp_comm;
-    const dist::Communicator* ep = ep_comm;
-    return model::shard_specs(
-        model::expert_parallel_specs(stage_tensors, c.model, ep ? ep->rank() : 0, ep ? ep->size() : 1), c.model,
-        tp ? tp->rank() : 0, tp ? tp->size() : 1);
+  std::vector<model::ParameterSpec> stage_specs() const {
+    const int ep_rank = ep ? ep->rank() : 0, ep_size = ep ? ep->size() : 1;
+    return model::shard_specs(model::expert_parallel_specs(chunk_tensors(), config.model, ep_rank, ep_size),
+                              config.model, tp ? tp->rank() : 0, tp ? tp->size() : 1);
   }
   // This rank's ZeRO chunk of a `length`-value range reduced by `r` (the whole range without one).
   static size_t chunk_start(const DataParallelReducer* r, size_t length) {
@@ -214,12 +210,11 @@ struct PipelineTrainer::Impl {
         edp(ep && edp_comm && edp_comm->size() > 1 ? edp_comm : nullptr), stage(comm.rank()), stages(comm.size()),
         chunks(c.parallel.virtual_stages), spans(stage_spans(c, model::parameter_specs(c.model))),
         total_params(spans.back().offset + spans.back().numel),
-        store(stage_specs(tp ? &tp->communicator() : nullptr, ep_comm && ep ? ep_comm : nullptr)),
+        store(stage_specs()),
         dense(dense_prefix(store, ep != nullptr)), E(c.model.num_experts),
         reducer(dp ? std::make_unique<DataParallelReducer>(*dp, dense) : nullptr),
-        optimizer(c.optim, store, reducer && c.parallel.zero_stage == 1 ? std::min(reducer->chunk_begin(), dense) : 0,
-                  reducer && c.parallel.zero_stage == 1 ? std::min(reducer->chunk_begin() + reducer->chunk_size(), dense)
-                                                        : SIZE_MAX),
+        optimizer(c.optim, store, reducer && c.parallel.zero_stage == 1 ? chunk_start(reducer.get(), dense) : 0,
+                  reducer && c.parallel.zero_stage == 1 ? chunk_end(reducer.get(), dense) : SIZE_MAX),
         expert_reducer(edp ? std::make_unique<DataParallelReducer>(*edp, store.values().size() - dense) : nullptr),
         // ZeRO-1 with expert parallelism: the experts' state on its own, sharded over edp when replicated.
         expert_optimizer(reducer && c.parallel.zero_stage == 1 && dense < store.values().size()

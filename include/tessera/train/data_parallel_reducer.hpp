@@ -5,7 +5,6 @@
 // rank r (all-to-all), which adds them in rank order; all_gather then gives every rank the whole total.
 // The buffer is padded to dp chunks of whole 4096-element blocks (the GPU's norm blocks, tree_sum.hpp).
 
-#include <functional>
 #include <initializer_list>
 #include <span>
 #include <vector>
@@ -45,10 +44,9 @@ class DataParallelReducer {
 // is correct but equal to the 1-rank run only up to rounding.
 int tree_level(int64_t k);
 
-// The exact sum over `comm`'s ranks of what `fill` adds on each (square_sum.hpp): identical on every rank.
-SquareSum sum_over(dist::Communicator& comm, const std::function<void(SquareSum&)>& fill);
-// The same over several groups in turn (null entries and groups of one skipped): for groups that together
-// cover the ranks once each, the sum over all of them.
+// The exact sum (square_sum.hpp) of every rank's `mine` over the groups in turn (null entries and groups
+// of one skipped): for groups that together cover the ranks once each, the sum over all of them, identical
+// on every rank.
 SquareSum sum_over(std::initializer_list<dist::Communicator*> groups, const SquareSum& mine);
 
 // Every rank's doubles in rank order, exactly (sent as their bit patterns): losses and norm pieces that

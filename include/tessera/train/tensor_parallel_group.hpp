@@ -4,7 +4,6 @@
 // the gradients of tensors whose partial gradients sit on several ranks, the global gradient norm, and
 // gathering whole tensors for comparison and export.
 
-#include <array>
 #include <span>
 #include <vector>
 
