@@ -120,6 +120,9 @@ void return_rows(const Dims& d, const LayerActivations& a, const float* rows_her
 
 void moe_forward(const Dims& d, const LayerTensors& w, LayerActivations& a, LayerScratch& s, float* out, int64_t N) {
   const int64_t E = d.E, K = d.K, H = d.H, Fm = d.Fm;
+  // A Dims built by hand must say which experts this rank holds (Dims::of does): none would be silently wrong.
+  TESSERA_CHECK(d.El > 0 && d.e0 >= 0 && d.e0 + d.El <= E, "this rank's experts [{}, {}) are not a part of the {}",
+                d.e0, d.e0 + d.El, E);
   float* probs = a.router_probs.data();
   cpu::linear_forward(probs, a.ln2.data(), w.router, nullptr, N, H, E);
   // logsumexp of each token's router logits, for the z-loss, before the softmax overwrites them.

@@ -100,6 +100,7 @@ Result run_cpu(Problem p) {
   cpu::Dims d;
   d.H = p.H;
   d.E = p.E;
+  d.El = p.E;  // one rank holds every expert
   d.K = p.K;
   d.Fm = p.Fm;
   d.moe = true;
@@ -132,7 +133,7 @@ Result run_cpu(Problem p) {
 
   Result r;
   r.out.assign(static_cast<size_t>(N * p.H), 0.0f);
-  cpu::moe_forward(d, w, a, r.out.data(), N);
+  cpu::moe_forward(d, w, a, s, r.out.data(), N);
   // decoder.cpp's per-layer statistics.
   r.selections.assign(static_cast<size_t>(E), 0.0);
   r.prob_sums.assign(static_cast<size_t>(E), 0.0);
